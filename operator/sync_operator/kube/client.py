@@ -1,0 +1,178 @@
+"""Async JSON client over aiohttp: CRUD, patches, watches, and typed API errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from types import TracebackType
+from typing import Any, Literal, Self
+
+import aiohttp
+
+from sync_operator.kube.config import Connection, load_connection
+from sync_operator.kube.resources import Resource
+
+Obj = dict[str, Any]
+PatchType = Literal["merge", "json", "strategic", "apply"]
+_PATCH_CONTENT_TYPES: dict[PatchType, str] = {
+    "merge": "application/merge-patch+json",
+    "json": "application/json-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+    "apply": "application/apply-patch+yaml",
+}
+
+
+class ApiError(Exception):
+    """A non-2xx answer from the API server, with its Status reason and message."""
+
+    def __init__(self, status: int, reason: str, message: str, body: Obj | None = None):
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.body = body or {}
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+    @property
+    def conflict(self) -> bool:
+        return self.status == 409
+
+
+class KubeClient:
+    """One aiohttp session against one API server; use as an async context manager."""
+
+    def __init__(self, connection: Connection, *, timeout: float = 30.0) -> None:
+        self.connection = connection
+        headers = {"Accept": "application/json"}
+        if connection.token:
+            headers["Authorization"] = f"Bearer {connection.token}"
+        self._session = aiohttp.ClientSession(
+            base_url=connection.server,
+            headers=headers,
+            connector=aiohttp.TCPConnector(ssl=connection.ssl_context(), limit=50),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout),
+        )
+        self._timeout = timeout
+
+    @classmethod
+    def from_kubeconfig(cls, path: str | None = None) -> KubeClient:
+        return cls(load_connection(path))
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def request(self, method: str, path: str, *, body: Any = None,
+                      params: Mapping[str, str] | None = None,
+                      content_type: str = "application/json") -> Obj:
+        data = None if body is None else json.dumps(body)
+        async with self._session.request(
+            method, path, data=data, params=params,
+            headers={"Content-Type": content_type},
+            timeout=aiohttp.ClientTimeout(total=self._timeout),
+        ) as resp:
+            text = await resp.text()
+            payload: Obj = json.loads(text) if text else {}
+            if resp.status >= 400:
+                raise ApiError(resp.status, str(payload.get("reason", resp.reason)),
+                               str(payload.get("message", text)), payload)
+            return payload
+
+    async def get(self, res: Resource, name: str, namespace: str | None = None,
+                  subresource: str | None = None) -> Obj:
+        return await self.request("GET", res.path(namespace, name, subresource))
+
+    async def get_or_none(self, res: Resource, name: str,
+                          namespace: str | None = None) -> Obj | None:
+        try:
+            return await self.get(res, name, namespace)
+        except ApiError as err:
+            if err.not_found:
+                return None
+            raise
+
+    async def list(self, res: Resource, namespace: str | None = None, *,
+                   label_selector: str | None = None,
+                   field_selector: str | None = None) -> Obj:
+        params = {}
+        if label_selector:
+            params["labelSelector"] = label_selector
+        if field_selector:
+            params["fieldSelector"] = field_selector
+        return await self.request("GET", res.path(namespace), params=params)
+
+    async def create(self, res: Resource, obj: Obj, namespace: str | None = None,
+                     subresource: str | None = None, name: str | None = None) -> Obj:
+        return await self.request("POST", res.path(namespace, name, subresource), body=obj)
+
+    async def replace(self, res: Resource, name: str, obj: Obj, namespace: str | None = None,
+                      subresource: str | None = None) -> Obj:
+        return await self.request("PUT", res.path(namespace, name, subresource), body=obj)
+
+    async def patch(self, res: Resource, name: str, patch: Any, namespace: str | None = None,
+                    *, subresource: str | None = None, patch_type: PatchType = "merge",
+                    field_manager: str | None = None, force: bool = False) -> Obj:
+        params = {}
+        if field_manager:
+            params["fieldManager"] = field_manager
+        if force:
+            params["force"] = "true"
+        return await self.request(
+            "PATCH", res.path(namespace, name, subresource), body=patch, params=params,
+            content_type=_PATCH_CONTENT_TYPES[patch_type],
+        )
+
+    async def delete(self, res: Resource, name: str, namespace: str | None = None, *,
+                     grace_period_seconds: int | None = None,
+                     propagation: str | None = None,
+                     preconditions: Obj | None = None,
+                     missing_ok: bool = True) -> Obj | None:
+        body: Obj = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if grace_period_seconds is not None:
+            body["gracePeriodSeconds"] = grace_period_seconds
+        if propagation:
+            body["propagationPolicy"] = propagation
+        if preconditions:
+            body["preconditions"] = preconditions
+        try:
+            return await self.request("DELETE", res.path(namespace, name), body=body)
+        except ApiError as err:
+            if missing_ok and err.not_found:
+                return None
+            raise
+
+    async def watch(self, res: Resource, namespace: str | None = None, *,
+                    resource_version: str | None = None,
+                    label_selector: str | None = None,
+                    field_selector: str | None = None,
+                    timeout_seconds: int = 300) -> AsyncIterator[tuple[str, Obj]]:
+        """Yield (event type, object) until the server closes the stream."""
+        params = {"watch": "true", "timeoutSeconds": str(timeout_seconds),
+                  "allowWatchBookmarks": "true"}
+        if resource_version:
+            params["resourceVersion"] = resource_version
+        if label_selector:
+            params["labelSelector"] = label_selector
+        if field_selector:
+            params["fieldSelector"] = field_selector
+        async with self._session.get(
+            res.path(namespace), params=params,
+            timeout=aiohttp.ClientTimeout(total=timeout_seconds + 30, sock_read=None),
+        ) as resp:
+            if resp.status >= 400:
+                text = await resp.text()
+                raise ApiError(resp.status, resp.reason or "", text)
+            async for line in resp.content:
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                yield str(event["type"]), event["object"]

@@ -1,0 +1,99 @@
+"""Where the API server is and how to authenticate: kubeconfig or in-cluster."""
+
+from __future__ import annotations
+
+import base64
+import os
+import ssl
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+class Connection(BaseModel):
+    """Everything needed to open an authenticated HTTPS session to one API server."""
+
+    model_config = ConfigDict(frozen=True)
+
+    server: str
+    ca_data: bytes | None = None
+    insecure: bool = False
+    token: str | None = None
+    client_cert_data: bytes | None = None
+    client_key_data: bytes | None = None
+    namespace: str = "default"
+
+    def ssl_context(self) -> ssl.SSLContext | bool:
+        """An SSL context trusting the cluster CA and presenting the client cert, if any."""
+        if self.insecure:
+            return False
+        ctx = ssl.create_default_context()
+        if self.ca_data:
+            ctx.load_verify_locations(cadata=self.ca_data.decode())
+        if self.client_cert_data and self.client_key_data:
+            with tempfile.TemporaryDirectory() as tmp:
+                cert, key = Path(tmp, "c.pem"), Path(tmp, "k.pem")
+                cert.write_bytes(self.client_cert_data)
+                key.write_bytes(self.client_key_data)
+                ctx.load_cert_chain(cert, key)
+        return ctx
+
+
+def _data_or_file(entry: dict[str, Any], name: str, base: Path) -> bytes | None:
+    if entry.get(f"{name}-data"):
+        return base64.b64decode(entry[f"{name}-data"])
+    if entry.get(name):
+        path = Path(entry[name])
+        return (path if path.is_absolute() else base / path).read_bytes()
+    return None
+
+
+def connection_from_kubeconfig(path: Path, context: str | None = None) -> Connection:
+    """Read one context of a kubeconfig file (token or client-certificate users)."""
+    doc = yaml.safe_load(path.read_text())
+    name = context or doc.get("current-context")
+    ctx = next((c["context"] for c in doc.get("contexts", []) if c["name"] == name), None)
+    if ctx is None:
+        raise ValueError(f"kubeconfig {path}: no context named {name!r}")
+    cluster = next(c["cluster"] for c in doc["clusters"] if c["name"] == ctx["cluster"])
+    user = next((u["user"] for u in doc.get("users", []) if u["name"] == ctx.get("user")), {})
+    base = path.parent
+    token = user.get("token")
+    if not token and user.get("tokenFile"):
+        token = Path(user["tokenFile"]).read_text().strip()
+    return Connection(
+        server=cluster["server"].rstrip("/"),
+        ca_data=_data_or_file(cluster, "certificate-authority", base),
+        insecure=bool(cluster.get("insecure-skip-tls-verify", False)),
+        token=token,
+        client_cert_data=_data_or_file(user, "client-certificate", base),
+        client_key_data=_data_or_file(user, "client-key", base),
+        namespace=ctx.get("namespace", "default"),
+    )
+
+
+def connection_in_cluster() -> Connection:
+    """The pod's own ServiceAccount, as mounted by the kubelet."""
+    host = os.environ["KUBERNETES_SERVICE_HOST"]
+    port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+    return Connection(
+        server=f"https://{host}:{port}",
+        ca_data=(SERVICE_ACCOUNT_DIR / "ca.crt").read_bytes(),
+        token=(SERVICE_ACCOUNT_DIR / "token").read_text().strip(),
+        namespace=(SERVICE_ACCOUNT_DIR / "namespace").read_text().strip(),
+    )
+
+
+def load_connection(kubeconfig: str | os.PathLike[str] | None = None) -> Connection:
+    """$KUBECONFIG (or the given path), else in-cluster, else ~/.kube/config."""
+    path = kubeconfig or os.environ.get("KUBECONFIG")
+    if path:
+        return connection_from_kubeconfig(Path(path))
+    if "KUBERNETES_SERVICE_HOST" in os.environ:
+        return connection_in_cluster()
+    return connection_from_kubeconfig(Path.home() / ".kube" / "config")

@@ -1,0 +1,226 @@
+"""The local Kubernetes control plane: etcd, kube-apiserver, kube-controller-manager
+(all from the testenv binary) and the process kubelet, each on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import ssl
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from testkit.build import ensure_built
+from testkit.kubeconfig import write_kubeconfig
+from testkit.pki import Pki
+from testkit.ports import free_port, port_open, wait_until
+from testkit.process import ManagedProcess
+
+NODE_NAME = "local-node"
+# Controllers the project relies on; the rest of the controller-manager stays off
+# so start-up is quick and nothing unexpected touches test objects.
+CONTROLLERS = [
+    "job-controller",
+    "garbage-collector-controller",
+    "namespace-controller",
+    "serviceaccount-controller",
+    "serviceaccount-token-controller",
+    "ttl-after-finished-controller",
+]
+# Static users (token file): an admin, the components, and two people for audit tests.
+STATIC_USERS: dict[str, list[str]] = {
+    "admin": ["system:masters"],
+    "system:kube-controller-manager": ["system:masters"],
+    "system:node:" + NODE_NAME: ["system:masters"],
+    "alice": ["sync-users"],
+    "bob": ["sync-users"],
+}
+
+
+@dataclass
+class LocalCluster:
+    """Starts and stops the control plane; hands out kubeconfigs."""
+
+    root: Path
+    images: dict[str, list[str]] = field(default_factory=dict)
+    with_kubelet: bool = True
+    etcd_port: int = field(default_factory=free_port)
+    apiserver_port: int = field(default_factory=free_port)
+    tokens: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, ManagedProcess] = field(default_factory=dict)
+    startup_seconds: float = 0.0
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.apiserver_port}"
+
+    @property
+    def pki(self) -> Pki:
+        return Pki(self.root / "pki")
+
+    @property
+    def admin_kubeconfig(self) -> Path:
+        return self.root / "kubeconfigs" / "admin.yaml"
+
+    def start(self) -> None:
+        started = time.monotonic()
+        binary = str(ensure_built())
+        self.pki.ensure()
+        self._write_tokens()
+        logs = self.root / "logs"
+
+        etcd = ManagedProcess("etcd", [
+            binary, "etcd", "--data-dir", str(self.root / "etcd"),
+            "--client-port", str(self.etcd_port), "--peer-port", str(free_port()),
+        ], logs / "etcd.log")
+        etcd.start()
+        self.processes["etcd"] = etcd
+        wait_until(lambda: self._alive(etcd) and port_open(self.etcd_port), 60, "etcd")
+
+        apiserver = ManagedProcess("kube-apiserver", [
+            binary, "kube-apiserver",
+            f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
+            f"--secure-port={self.apiserver_port}",
+            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+            f"--tls-cert-file={self.pki.serving_cert}",
+            f"--tls-private-key-file={self.pki.serving_key}",
+            f"--client-ca-file={self.pki.ca_cert}",
+            f"--token-auth-file={self.root / 'tokens.csv'}",
+            "--authorization-mode=RBAC",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={self.pki.sa_pub}",
+            f"--service-account-signing-key-file={self.pki.sa_key}",
+            "--service-cluster-ip-range=10.96.0.0/16",
+            "--endpoint-reconciler-type=none",
+            f"--cert-dir={self.root / 'apiserver-certs'}",
+            "--profiling=false",
+            "--v=1",
+        ], logs / "kube-apiserver.log")
+        apiserver.start()
+        self.processes["kube-apiserver"] = apiserver
+        wait_until(lambda: self._alive(apiserver) and self._readyz(), 90, "kube-apiserver")
+
+        cm_config = write_kubeconfig(
+            self.root / "kubeconfigs" / "controller-manager.yaml", self.server,
+            self.pki.ca_cert, "system:kube-controller-manager",
+            self.tokens["system:kube-controller-manager"])
+        cm = ManagedProcess("kube-controller-manager", [
+            binary, "kube-controller-manager",
+            f"--kubeconfig={cm_config}",
+            f"--controllers={','.join(CONTROLLERS)}",
+            "--leader-elect=false",
+            "--use-service-account-credentials=false",
+            f"--service-account-private-key-file={self.pki.sa_key}",
+            f"--root-ca-file={self.pki.ca_cert}",
+            "--secure-port=0",
+            "--concurrent-job-syncs=10",
+            "--v=1",
+        ], logs / "kube-controller-manager.log")
+        cm.start()
+        self.processes["kube-controller-manager"] = cm
+
+        if self.with_kubelet:
+            self.start_kubelet()
+        wait_until(lambda: self._alive(cm) and self._default_service_account(), 60,
+                   "default ServiceAccount (controller-manager)")
+        self.startup_seconds = time.monotonic() - started
+
+    def start_kubelet(self) -> None:
+        config = write_kubeconfig(
+            self.root / "kubeconfigs" / "kubelet.yaml", self.server, self.pki.ca_cert,
+            "system:node:" + NODE_NAME, self.tokens["system:node:" + NODE_NAME])
+        images = self.root / "images.json"
+        images.write_text(json.dumps(self.images))
+        kubelet = ManagedProcess("process-kubelet", [
+            sys.executable, "-m", "testkit.kubelet",
+            "--kubeconfig", str(config), "--node-name", NODE_NAME,
+            "--state-dir", str(self.root / "kubelet"), "--images", str(images),
+        ], self.root / "logs" / "kubelet.log", env=dict(os.environ))
+        kubelet.start()
+        self.processes["process-kubelet"] = kubelet
+        wait_until(lambda: self._alive(kubelet) and self._node_ready(), 30, "process kubelet")
+
+    def stop(self) -> None:
+        for name in ("process-kubelet", "kube-controller-manager", "kube-apiserver", "etcd"):
+            proc = self.processes.get(name)
+            if proc:
+                proc.stop()
+
+    # -- kubeconfigs -------------------------------------------------------------------
+
+    def user_kubeconfig(self, user: str, namespace: str = "default") -> Path:
+        """A kubeconfig for one of STATIC_USERS (authenticated by static token)."""
+        return write_kubeconfig(self.root / "kubeconfigs" / f"user-{user}.yaml", self.server,
+                                self.pki.ca_cert, user, self.tokens[user], namespace)
+
+    def service_account_kubeconfig(self, namespace: str, name: str,
+                                   expiration_seconds: int = 86400) -> Path:
+        """A kubeconfig holding a bound token for a ServiceAccount (TokenRequest API)."""
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                "spec": {"expirationSeconds": expiration_seconds}}
+        token = self.admin_request(
+            "POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token", body,
+        )["status"]["token"]
+        return write_kubeconfig(
+            self.root / "kubeconfigs" / f"sa-{namespace}-{name}.yaml", self.server,
+            self.pki.ca_cert, f"system:serviceaccount:{namespace}:{name}", token, namespace)
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def admin_request(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        """A synchronous admin call, for harness set-up outside any event loop."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            self.server + path, data=data, method=method,
+            headers={"Authorization": f"Bearer {self.tokens['admin']}",
+                     "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, context=self._ssl(), timeout=10) as resp:
+            result: dict[str, Any] = json.loads(resp.read() or b"{}")
+            return result
+
+    def _ssl(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.pki.ca_cert))
+
+    def _write_tokens(self) -> None:
+        if not self.tokens:
+            self.tokens = {user: secrets.token_hex(16) for user in STATIC_USERS}
+        lines = [f'{self.tokens[u]},{u},uid-{i},"{",".join(g)}"'
+                 for i, (u, g) in enumerate(STATIC_USERS.items())]
+        (self.root / "tokens.csv").write_text("\n".join(lines) + "\n")
+        write_kubeconfig(self.admin_kubeconfig, self.server, self.pki.ca_cert, "admin",
+                         self.tokens["admin"])
+
+    @staticmethod
+    def _alive(proc: ManagedProcess) -> bool:
+        proc.check_alive()
+        return True
+
+    def _readyz(self) -> bool:
+        req = urllib.request.Request(
+            self.server + "/readyz", headers={"Authorization": f"Bearer {self.tokens['admin']}"})
+        try:
+            with urllib.request.urlopen(req, context=self._ssl(), timeout=5) as resp:
+                return bool(resp.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def _default_service_account(self) -> bool:
+        try:
+            self.admin_request("GET", "/api/v1/namespaces/default/serviceaccounts/default")
+            return True
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def _node_ready(self) -> bool:
+        try:
+            node = self.admin_request("GET", f"/api/v1/nodes/{NODE_NAME}")
+        except (urllib.error.URLError, OSError):
+            return False
+        conditions = node.get("status", {}).get("conditions", [])
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
