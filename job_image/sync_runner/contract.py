@@ -125,6 +125,9 @@ class RunnerStatus(_Message):
     # The control generation the runner has acted on: the operator waits for
     # acked_generation >= the generation of its pause/cancel request.
     acked_generation: int = 0
+    # saved_at of the latest checkpoint actually stored in Redis (None: none yet), so
+    # a paused/interrupted status never claims a checkpoint that did not land.
+    checkpoint_at: float | None = None
     warnings: int = 0
     error: str | None = None
     summary: dict[str, Any] = Field(default_factory=dict)

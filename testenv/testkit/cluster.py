@@ -32,6 +32,7 @@ CONTROLLERS = [
     "serviceaccount-controller",
     "serviceaccount-token-controller",
     "ttl-after-finished-controller",
+    "clusterrole-aggregation-controller",
 ]
 # Static users (token file): an admin, the components, and two people for audit tests.
 STATIC_USERS: dict[str, list[str]] = {

@@ -1,0 +1,547 @@
+"""A process kubelet: runs the pods bound to its Node as local processes.
+
+It stands in for a real kubelet and container runtime where neither can run (no
+Docker engine, no container images): it registers a Node and keeps it Ready,
+binds pending pods to itself (there is no scheduler), runs each container as a
+local process (the image name maps to a local entrypoint through a table),
+reports pod phase and container statuses with exit codes so the real Job
+controller completes, retries or fails Jobs, and on pod deletion sends SIGTERM,
+then SIGKILL after terminationGracePeriodSeconds. Each container's output goes
+to a log file under the state directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import os
+import re
+import signal
+import sys
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sync_operator.kube import ApiError, KubeClient, load_connection
+from sync_operator.kube.resources import CONFIGMAPS, LEASES, NODES, PODS, SECRETS
+
+log = logging.getLogger("process-kubelet")
+Obj = dict[str, Any]
+PYTHON_ALIASES = {"python", "python3", "/usr/bin/python3", "/usr/local/bin/python"}
+EXIT_SIGTERM = 143
+EXIT_SIGKILL = 137
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def image_key(image: str) -> str:
+    """`registry.example/team/sync-runner:1.2@sha256:..` -> `sync-runner`."""
+    name = image.split("@", 1)[0].rsplit("/", 1)[-1]
+    return name.split(":", 1)[0]
+
+
+_VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+
+
+def expand(value: str, env: dict[str, str]) -> str:
+    """Kubernetes-style $(VAR) expansion; unknown references stay as written."""
+    return _VAR_REF.sub(lambda m: env.get(m.group(1), m.group(0)), value)
+
+
+class ContainerConfigError(Exception):
+    """A container cannot start yet (missing Secret/ConfigMap, unmapped image)."""
+
+
+@dataclass
+class ContainerRun:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str | None
+    log_path: Path
+    process: asyncio.subprocess.Process | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    exit_code: int | None = None
+    restart_count: int = 0
+
+
+@dataclass
+class PodRun:
+    """One pod's processes and the task that supervises them."""
+
+    uid: str
+    namespace: str
+    name: str
+    containers: list[ContainerRun] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+    terminating: bool = False
+    grace_seconds: int = 30
+
+
+class ProcessKubelet:
+    def __init__(self, client: KubeClient, node_name: str, state_dir: Path,
+                 images: dict[str, list[str]]) -> None:
+        self.client = client
+        self.node_name = node_name
+        self.state_dir = state_dir
+        self.images = images
+        self.pods: dict[str, PodRun] = {}
+        self.handled_deletions: set[str] = set()
+        (state_dir / "logs").mkdir(parents=True, exist_ok=True)
+
+    # -- node ---------------------------------------------------------------------------
+
+    def _node_status(self) -> Obj:
+        now = now_rfc3339()
+        capacity = {"cpu": "16", "memory": "64Gi", "pods": "250", "ephemeral-storage": "100Gi"}
+
+        def cond(ctype: str, status: str, reason: str) -> Obj:
+            return {"type": ctype, "status": status, "reason": reason,
+                    "message": "process kubelet", "lastHeartbeatTime": now,
+                    "lastTransitionTime": now}
+
+        return {
+            "capacity": capacity, "allocatable": capacity,
+            "conditions": [
+                cond("Ready", "True", "KubeletReady"),
+                cond("MemoryPressure", "False", "KubeletHasSufficientMemory"),
+                cond("DiskPressure", "False", "KubeletHasNoDiskPressure"),
+                cond("PIDPressure", "False", "KubeletHasSufficientPID"),
+            ],
+            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"},
+                          {"type": "Hostname", "address": self.node_name}],
+            "nodeInfo": {"kubeletVersion": "process-kubelet", "operatingSystem": "linux",
+                         "architecture": "amd64", "containerRuntimeVersion": "process://1",
+                         "kernelVersion": os.uname().release, "osImage": "local",
+                         "kubeProxyVersion": "", "machineID": "", "systemUUID": "",
+                         "bootID": ""},
+        }
+
+    async def register_node(self) -> None:
+        node = {"apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": self.node_name,
+                             "labels": {"kubernetes.io/hostname": self.node_name,
+                                        "kubernetes.io/os": "linux"}}}
+        try:
+            await self.client.create(NODES, node)
+        except ApiError as err:
+            if err.status != 409:
+                raise
+        await self.client.patch(NODES, self.node_name, {"status": self._node_status()},
+                                subresource="status")
+
+    async def heartbeat(self) -> None:
+        lease_body = {
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": self.node_name, "namespace": "kube-node-lease"},
+            "spec": {"holderIdentity": self.node_name, "leaseDurationSeconds": 40},
+        }
+        while True:
+            try:
+                await self.client.patch(NODES, self.node_name, {"status": self._node_status()},
+                                        subresource="status")
+                lease_body["spec"]["renewTime"] = datetime.now(UTC).strftime(
+                    "%Y-%m-%dT%H:%M:%S.%fZ")
+                try:
+                    await self.client.patch(LEASES, self.node_name, lease_body,
+                                            "kube-node-lease")
+                except ApiError as err:
+                    if err.not_found:
+                        with contextlib.suppress(ApiError):
+                            await self.client.create(LEASES, lease_body, "kube-node-lease")
+            except Exception as err:  # keep beating through API hiccups
+                log.warning("heartbeat failed: %s", err)
+            await asyncio.sleep(10)
+
+    # -- pod watch ---------------------------------------------------------------------
+
+    async def watch_pods(self) -> None:
+        while True:
+            try:
+                listing = await self.client.list(PODS)
+                for pod in listing.get("items", []):
+                    await self.on_pod(pod)
+                rv = listing["metadata"]["resourceVersion"]
+                while True:
+                    async for etype, pod in self.client.watch(PODS, resource_version=rv):
+                        if etype == "BOOKMARK":
+                            rv = pod["metadata"]["resourceVersion"]
+                            continue
+                        if etype == "ERROR":
+                            raise ApiError(int(pod.get("code", 500)), "WatchError",
+                                           str(pod.get("message")))
+                        rv = pod["metadata"]["resourceVersion"]
+                        if etype == "DELETED":
+                            await self.on_pod_gone(pod)
+                        else:
+                            await self.on_pod(pod)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                log.warning("pod watch restarts: %s", err)
+                await asyncio.sleep(0.5)
+
+    async def on_pod(self, pod: Obj) -> None:
+        meta, spec = pod["metadata"], pod["spec"]
+        uid = meta["uid"]
+        phase = pod.get("status", {}).get("phase", "Pending")
+        node = spec.get("nodeName")
+        if not node:
+            if not meta.get("deletionTimestamp"):
+                await self.bind(pod)
+            return
+        if node != self.node_name:
+            return
+        if meta.get("deletionTimestamp"):
+            await self.on_pod_deleting(pod)
+            return
+        if uid not in self.pods and phase not in ("Succeeded", "Failed"):
+            run = PodRun(uid=uid, namespace=meta["namespace"], name=meta["name"])
+            self.pods[uid] = run
+            run.task = asyncio.create_task(self.run_pod(pod, run))
+
+    async def bind(self, pod: Obj) -> None:
+        meta = pod["metadata"]
+        binding = {"apiVersion": "v1", "kind": "Binding",
+                   "metadata": {"name": meta["name"], "namespace": meta["namespace"],
+                                "uid": meta["uid"]},
+                   "target": {"apiVersion": "v1", "kind": "Node", "name": self.node_name}}
+        try:
+            await self.client.create(PODS, binding, meta["namespace"], "binding",
+                                     name=meta["name"])
+        except ApiError as err:
+            if err.status not in (404, 409):
+                log.warning("bind %s/%s: %s", meta["namespace"], meta["name"], err)
+
+    async def on_pod_deleting(self, pod: Obj) -> None:
+        meta = pod["metadata"]
+        uid = meta["uid"]
+        run = self.pods.get(uid)
+        grace = meta.get("deletionGracePeriodSeconds")
+        if grace is None:
+            grace = pod["spec"].get("terminationGracePeriodSeconds", 30)
+        if run is not None and run.task is not None and not run.task.done():
+            if not run.terminating:
+                run.terminating = True
+                run.grace_seconds = int(grace)
+                asyncio.create_task(self.terminate(run))
+            return
+        if uid in self.handled_deletions:
+            return
+        self.handled_deletions.add(uid)
+        await self.force_delete(meta["namespace"], meta["name"], uid)
+
+    async def on_pod_gone(self, pod: Obj) -> None:
+        run = self.pods.pop(pod["metadata"]["uid"], None)
+        if run is not None:
+            for c in run.containers:
+                self._signal(c, signal.SIGKILL)
+            if run.task:
+                run.task.cancel()
+
+    async def force_delete(self, namespace: str, name: str, uid: str) -> None:
+        try:
+            await self.client.delete(PODS, name, namespace, grace_period_seconds=0,
+                                     preconditions={"uid": uid})
+        except ApiError as err:
+            if err.status not in (404, 409):
+                log.warning("delete %s/%s: %s", namespace, name, err)
+
+    # -- running -----------------------------------------------------------------------
+
+    async def run_pod(self, pod: Obj, run: PodRun) -> None:
+        spec = pod["spec"]
+        started = now_rfc3339()
+        await self.patch_status(run, pod, "Pending", started, [], init=False)
+        while True:
+            try:
+                containers = [await self.prepare(pod, c, spec) for c in spec["containers"]]
+                inits = [await self.prepare(pod, c, spec)
+                         for c in spec.get("initContainers", [])]
+                break
+            except ContainerConfigError as err:
+                await self.patch_waiting(run, pod, started, str(err))
+                await asyncio.sleep(2)
+                if run.terminating:
+                    return
+        for init in inits:
+            code = await self.start_and_wait(init)
+            if code != 0 or run.terminating:
+                run.containers = [init]
+                await self.finish(run, pod, started, "Failed")
+                return
+        run.containers = containers
+        policy = spec.get("restartPolicy", "Always")
+        for c in containers:
+            await self.start(c)
+        await self.patch_status(run, pod, "Running", started, containers, init=True)
+        while True:
+            codes = await asyncio.gather(*(self.wait(c) for c in containers))
+            if run.terminating:
+                break
+            failed = [c for c, code in zip(containers, codes, strict=True) if code != 0]
+            restart = containers if policy == "Always" else failed if policy == "OnFailure" \
+                else []
+            if not restart:
+                break
+            await asyncio.sleep(1)
+            for c in restart:
+                c.restart_count += 1
+                await self.start(c)
+            await self.patch_status(run, pod, "Running", started, containers, init=True)
+        phase = "Succeeded" if all(c.exit_code == 0 for c in containers) else "Failed"
+        await self.finish(run, pod, started, phase)
+
+    async def finish(self, run: PodRun, pod: Obj, started: str, phase: str) -> None:
+        await self.patch_status(run, pod, phase, started, run.containers, init=True)
+        if run.terminating:
+            await self.force_delete(run.namespace, run.name, run.uid)
+
+    async def prepare(self, pod: Obj, container: Obj, spec: Obj) -> ContainerRun:
+        meta = pod["metadata"]
+        env = await self.container_env(pod, container)
+        command = [expand(a, env) for a in container.get("command", [])]
+        args = [expand(a, env) for a in container.get("args", [])]
+        if command:
+            if command[0] in PYTHON_ALIASES:
+                command[0] = sys.executable
+            argv = command + args
+        else:
+            entry = self.images.get(image_key(container.get("image", "")))
+            if entry is None:
+                raise ContainerConfigError(
+                    f"image {container.get('image')!r} has no local entrypoint in the "
+                    "process kubelet's image table")
+            argv = list(entry) + args
+        log_path = self.state_dir / "logs" / f"{meta['namespace']}_{meta['name']}_" \
+                                             f"{container['name']}.log"
+        return ContainerRun(name=container["name"], argv=argv, env=env,
+                            cwd=container.get("workingDir"), log_path=log_path)
+
+    async def container_env(self, pod: Obj, container: Obj) -> dict[str, str]:
+        meta = pod["metadata"]
+        ns = meta["namespace"]
+        env: dict[str, str] = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": os.environ.get("HOME", "/tmp"),
+            "LANG": os.environ.get("LANG", "C.UTF-8"),
+            "HOSTNAME": meta["name"],
+            "PYTHONUNBUFFERED": "1",
+        }
+        server = self.client.connection.server.removeprefix("https://")
+        host, _, port = server.partition(":")
+        env["KUBERNETES_SERVICE_HOST"], env["KUBERNETES_SERVICE_PORT"] = host, port or "443"
+        for source in container.get("envFrom", []):
+            prefix = source.get("prefix", "")
+            if "configMapRef" in source:
+                data = await self._data(CONFIGMAPS, source["configMapRef"], ns, b64=False)
+            else:
+                data = await self._data(SECRETS, source["secretRef"], ns, b64=True)
+            env.update({prefix + k: v for k, v in data.items()})
+        for item in container.get("env", []):
+            name = item["name"]
+            if "value" in item:
+                env[name] = expand(str(item["value"]), env)
+                continue
+            ref = item.get("valueFrom", {})
+            value: str | None
+            if "fieldRef" in ref:
+                value = self._field(pod, ref["fieldRef"]["fieldPath"])
+            elif "secretKeyRef" in ref:
+                data = await self._data(SECRETS, ref["secretKeyRef"], ns, b64=True)
+                value = data.get(ref["secretKeyRef"]["key"])
+                if value is None and not ref["secretKeyRef"].get("optional"):
+                    raise ContainerConfigError(
+                        f"key {ref['secretKeyRef']['key']!r} not in Secret "
+                        f"{ref['secretKeyRef']['name']!r}")
+            elif "configMapKeyRef" in ref:
+                data = await self._data(CONFIGMAPS, ref["configMapKeyRef"], ns, b64=False)
+                value = data.get(ref["configMapKeyRef"]["key"])
+                if value is None and not ref["configMapKeyRef"].get("optional"):
+                    raise ContainerConfigError(
+                        f"key {ref['configMapKeyRef']['key']!r} not in ConfigMap "
+                        f"{ref['configMapKeyRef']['name']!r}")
+            else:
+                value = ""
+            if value is not None:
+                env[name] = value
+        return env
+
+    async def _data(self, res: Any, ref: Obj, namespace: str, *, b64: bool) -> dict[str, str]:
+        obj = await self.client.get_or_none(res, ref["name"], namespace)
+        if obj is None:
+            if ref.get("optional"):
+                return {}
+            kind = "Secret" if b64 else "ConfigMap"
+            raise ContainerConfigError(f"{kind} {ref['name']!r} not found")
+        data: dict[str, str] = obj.get("data", {}) or {}
+        if b64:
+            return {k: base64.b64decode(v).decode() for k, v in data.items()}
+        return dict(data)
+
+    @staticmethod
+    def _field(pod: Obj, path: str) -> str:
+        meta = pod["metadata"]
+        simple = {"metadata.name": meta["name"], "metadata.namespace": meta["namespace"],
+                  "metadata.uid": meta["uid"], "spec.nodeName": pod["spec"].get("nodeName", ""),
+                  "spec.serviceAccountName": pod["spec"].get("serviceAccountName", ""),
+                  "status.podIP": "127.0.0.1", "status.hostIP": "127.0.0.1"}
+        if path in simple:
+            return str(simple[path])
+        match = re.fullmatch(r"metadata\.(labels|annotations)\['(.+)'\]", path)
+        if match:
+            return str(meta.get(match.group(1), {}).get(match.group(2), ""))
+        return ""
+
+    async def start(self, c: ContainerRun) -> None:
+        c.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with c.log_path.open("ab") as out:
+            try:
+                c.process = await asyncio.create_subprocess_exec(
+                    *c.argv, env=c.env, cwd=c.cwd, stdout=out, stderr=asyncio.subprocess.STDOUT,
+                    stdin=asyncio.subprocess.DEVNULL, start_new_session=True)
+            except OSError as err:
+                out.write(f"process-kubelet: cannot start {c.argv}: {err}\n".encode())
+                c.process = None
+                c.exit_code = 128
+        c.started_at = now_rfc3339()
+        c.finished_at = None
+        if c.process is not None:
+            c.exit_code = None
+
+    async def wait(self, c: ContainerRun) -> int:
+        if c.process is not None:
+            rc = await c.process.wait()
+            c.exit_code = 128 - rc if rc < 0 else rc
+            if rc < 0:
+                c.exit_code = 128 + (-rc)
+            c.finished_at = now_rfc3339()
+        return c.exit_code if c.exit_code is not None else 128
+
+    async def start_and_wait(self, c: ContainerRun) -> int:
+        await self.start(c)
+        return await self.wait(c)
+
+    @staticmethod
+    def _signal(c: ContainerRun, sig: signal.Signals) -> None:
+        if c.process is not None and c.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(c.process.pid, sig)
+
+    async def terminate(self, run: PodRun) -> None:
+        """SIGTERM now, SIGKILL after the grace period (as a real kubelet does)."""
+        for c in run.containers:
+            self._signal(c, signal.SIGTERM)
+        procs = [c.process.wait() for c in run.containers
+                 if c.process is not None and c.process.returncode is None]
+        if procs:
+            try:
+                await asyncio.wait_for(asyncio.gather(*procs), timeout=max(run.grace_seconds, 0))
+            except TimeoutError:
+                for c in run.containers:
+                    self._signal(c, signal.SIGKILL)
+        if run.task is not None and not run.containers:
+            # Still preparing (e.g. waiting for a Secret): finish it as failed.
+            run.task.cancel()
+            await self.force_delete(run.namespace, run.name, run.uid)
+
+    # -- status ------------------------------------------------------------------------
+
+    def _container_status(self, c: ContainerRun, image: str) -> Obj:
+        state: Obj
+        if c.exit_code is not None and c.finished_at:
+            reason = "Completed" if c.exit_code == 0 else "Error"
+            state = {"terminated": {"exitCode": c.exit_code, "reason": reason,
+                                    "startedAt": c.started_at, "finishedAt": c.finished_at}}
+        elif c.started_at:
+            state = {"running": {"startedAt": c.started_at}}
+        else:
+            state = {"waiting": {"reason": "ContainerCreating"}}
+        return {"name": c.name, "image": image, "imageID": f"process://{image}",
+                "containerID": f"process://{c.process.pid if c.process else 0}",
+                "ready": "running" in state, "started": "running" in state,
+                "restartCount": c.restart_count, "state": state}
+
+    async def patch_status(self, run: PodRun, pod: Obj, phase: str, started: str,
+                           containers: list[ContainerRun], *, init: bool) -> None:
+        images = {c["name"]: c.get("image", "") for c in
+                  pod["spec"].get("containers", []) + pod["spec"].get("initContainers", [])}
+        now = now_rfc3339()
+        ready = "True" if phase == "Running" and all(
+            c.exit_code is None for c in containers) else "False"
+        status: Obj = {
+            "phase": phase, "hostIP": "127.0.0.1", "podIP": "127.0.0.1",
+            "podIPs": [{"ip": "127.0.0.1"}], "startTime": started,
+            "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": started},
+                {"type": "Initialized", "status": "True" if init else "False",
+                 "lastTransitionTime": now},
+                {"type": "ContainersReady", "status": ready, "lastTransitionTime": now},
+                {"type": "Ready", "status": ready, "lastTransitionTime": now},
+            ],
+        }
+        if containers:
+            status["containerStatuses"] = [
+                self._container_status(c, images.get(c.name, "")) for c in containers]
+        try:
+            await self.client.patch(PODS, run.name, {"status": status}, run.namespace,
+                                    subresource="status")
+        except ApiError as err:
+            if err.status != 404:
+                log.warning("status %s/%s: %s", run.namespace, run.name, err)
+
+    async def patch_waiting(self, run: PodRun, pod: Obj, started: str, message: str) -> None:
+        statuses = [{"name": c["name"], "image": c.get("image", ""), "imageID": "",
+                     "ready": False, "restartCount": 0,
+                     "state": {"waiting": {"reason": "CreateContainerConfigError",
+                                           "message": message}}}
+                    for c in pod["spec"]["containers"]]
+        with contextlib.suppress(ApiError):
+            await self.client.patch(PODS, run.name, {"status": {
+                "phase": "Pending", "startTime": started, "containerStatuses": statuses}},
+                run.namespace, subresource="status")
+
+    async def shutdown(self) -> None:
+        for run in self.pods.values():
+            for c in run.containers:
+                self._signal(c, signal.SIGKILL)
+
+
+async def amain(args: argparse.Namespace) -> None:
+    images = json.loads(Path(args.images).read_text()) if args.images else {}
+    async with KubeClient(load_connection(args.kubeconfig)) as client:
+        kubelet = ProcessKubelet(client, args.node_name, Path(args.state_dir), images)
+        await kubelet.register_node()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        tasks = [asyncio.create_task(kubelet.heartbeat()),
+                 asyncio.create_task(kubelet.watch_pods())]
+        log.info("node %s ready", args.node_name)
+        await stop.wait()
+        for t in tasks:
+            t.cancel()
+        await kubelet.shutdown()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--kubeconfig", required=True)
+    parser.add_argument("--node-name", default="local-node")
+    parser.add_argument("--state-dir", required=True)
+    parser.add_argument("--images", help="JSON file: image name -> entrypoint argv")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    asyncio.run(amain(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
