@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-
 from sync_operator.kube import KubeClient, load_connection
 from sync_operator.kube.resources import NAMESPACES
 from testkit.cluster import LocalCluster

@@ -20,7 +20,7 @@ TUNABLE_PREFIX = "SYNC_RUNNER_"
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
-class SettingsInvalid(Exception):
+class InvalidSettingsError(Exception):
     """The environment cannot describe a job; retrying the pod would not help."""
 
 
@@ -84,9 +84,9 @@ class RunnerSettings(BaseSettings):
 
 
 def load_settings() -> RunnerSettings:
-    """Read the settings from the environment, or raise SettingsInvalid naming each problem."""
+    """Read the settings from the environment, or raise InvalidSettingsError naming each problem."""
     try:
-        return RunnerSettings()  # type: ignore[call-arg]  # fields come from the environment
+        return RunnerSettings()  # the fields come from the environment
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
@@ -94,6 +94,6 @@ def load_settings() -> RunnerSettings:
             if where in RunnerSettings.model_fields:
                 where = f"{TUNABLE_PREFIX}{where.upper()}"
             problems.append(f"{where}: {error['msg']}")
-        raise SettingsInvalid("; ".join(problems)) from None
+        raise InvalidSettingsError("; ".join(problems)) from None
     except SettingsError as exc:
-        raise SettingsInvalid(str(exc)) from None
+        raise InvalidSettingsError(str(exc)) from None

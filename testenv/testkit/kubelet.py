@@ -83,6 +83,7 @@ class PodRun:
     containers: list[ContainerRun] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
     terminating: bool = False
+    terminator: asyncio.Task[None] | None = None
     grace_seconds: int = 30
 
 
@@ -139,7 +140,7 @@ class ProcessKubelet:
                                 subresource="status")
 
     async def heartbeat(self) -> None:
-        lease_body = {
+        lease_body: Obj = {
             "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
             "metadata": {"name": self.node_name, "namespace": "kube-node-lease"},
             "spec": {"holderIdentity": self.node_name, "leaseDurationSeconds": 40},
@@ -232,7 +233,7 @@ class ProcessKubelet:
             if not run.terminating:
                 run.terminating = True
                 run.grace_seconds = int(grace)
-                asyncio.create_task(self.terminate(run))
+                run.terminator = asyncio.create_task(self.terminate(run))
             return
         if uid in self.handled_deletions:
             return

@@ -10,10 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from sync_operator.kube import ApiError, KubeClient, load_connection
 from sync_operator.kube.resources import (
-    CONFIGMAPS, CRDS, JOBS, PODS, ROLEBINDINGS, ROLES, SECRETS, SERVICEACCOUNTS, Resource,
+    CONFIGMAPS,
+    CRDS,
+    JOBS,
+    PODS,
+    ROLEBINDINGS,
+    ROLES,
+    SECRETS,
+    SERVICEACCOUNTS,
+    Resource,
 )
 from testkit.cluster import LocalCluster
 from testkit.waiting import eventually
@@ -55,10 +62,8 @@ async def test_crd_is_served_and_schema_violations_are_rejected_with_the_servers
                          "type": "object", "required": ["size"], "properties": {
                              "size": {"type": "integer", "minimum": 1, "maximum": 10}}}}}}}]},
     }
-    try:
+    if await kube.get_or_none(CRDS, crd["metadata"]["name"]) is None:
         await kube.create(CRDS, crd)
-    except ApiError as err:
-        assert err.conflict
     await eventually(lambda: _established(kube), what="CRD Established")
 
     ok = await kube.create(WIDGETS, {"apiVersion": "harness.example.com/v1", "kind": "Widget",

@@ -61,7 +61,8 @@ def connection_from_kubeconfig(path: Path, context: str | None = None) -> Connec
     if ctx is None:
         raise ValueError(f"kubeconfig {path}: no context named {name!r}")
     cluster = next(c["cluster"] for c in doc["clusters"] if c["name"] == ctx["cluster"])
-    user = next((u["user"] for u in doc.get("users", []) if u["name"] == ctx.get("user")), {})
+    user: dict[str, Any] = next(
+        (u["user"] for u in doc.get("users", []) if u["name"] == ctx.get("user")), {})
     base = path.parent
     token = user.get("token")
     if not token and user.get("tokenFile"):

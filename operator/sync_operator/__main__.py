@@ -1,0 +1,31 @@
+"""`python -m sync_operator`: run the operator (kopf) with our handlers."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+import kopf
+
+from sync_operator.settings import OperatorSettings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="sync-operator", description=__doc__)
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args()
+    settings = OperatorSettings()  # validate the environment before anything starts
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    import sync_operator.handlers  # noqa: F401  (registers the handlers)
+
+    namespaces: list[str] = [settings.namespace] if settings.namespace else []
+    asyncio.run(kopf.operator(
+        standalone=True, clusterwide=not namespaces, namespaces=namespaces,
+    ))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""Kubernetes Events: what a person reads in `kubectl describe syncjob`."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sync_operator.kube import ApiError, KubeClient
+from sync_operator.kube.resources import EVENTS
+
+log = logging.getLogger(__name__)
+COMPONENT = "sync-operator"
+
+
+class EventRecorder:
+    def __init__(self, client: KubeClient, instance: str) -> None:
+        self.client = client
+        self.instance = instance
+
+    async def record(self, body: dict[str, Any], reason: str, message: str, *,
+                     warning: bool = False) -> None:
+        """Post one core/v1 Event about `body`; failures are logged, never raised."""
+        meta = body["metadata"]
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        event = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:12]}",
+                         "namespace": meta["namespace"]},
+            "involvedObject": {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"),
+                               "name": meta["name"], "namespace": meta["namespace"],
+                               "uid": meta["uid"],
+                               "resourceVersion": meta.get("resourceVersion")},
+            "reason": reason, "message": message[:1024],
+            "type": "Warning" if warning else "Normal",
+            "firstTimestamp": now[:19] + "Z", "lastTimestamp": now[:19] + "Z",
+            "eventTime": now, "count": 1, "action": reason,
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT, "reportingInstance": self.instance,
+        }
+        try:
+            await self.client.create(EVENTS, event, meta["namespace"])
+        except ApiError as err:
+            log.warning("event %s for %s/%s not recorded: %s", reason, meta["namespace"],
+                        meta["name"], err)

@@ -1,0 +1,144 @@
+"""The audit outbox kept in a resource's own status (`status.mirror`).
+
+Audit entries are first written next to the state they describe, in the
+SyncJob's (or SyncSchedule's) status, in the same patch as the transition.
+etcd keeps them across operator restarts and PostgreSQL outages; the mirror
+writer copies them into `sync_job_audit_logs` and the operator then drains
+them. Layout (camelCase, as the rest of the status):
+
+    status.mirror = {
+        "seq": 7,                                  # last sequence number handed out
+        "pending": [{"seq": 6, "action": "paused", "performedBy": "alice",
+                     "at": "2026-01-01T10:00:00.000000Z", "phase": "Paused",
+                     "details": {...}}, ...],
+        "dropped": {"count": 2, "lastSeq": 3, "at": "..."},   # only after an overflow
+    }
+
+`seq` also versions the control row: the mirror applies a snapshot only if
+(seq, resourceVersion) is newer than the row's (`last_seq`, `resource_version`).
+Status-only changes (progress) therefore reach the control table without a new
+seq; `bump_seq` is there for a writer that wants to force one.
+
+The pending list is bounded (MAX_PENDING) because a resource must stay far
+below etcd's object size limit even through a long outage. On overflow the
+oldest entries are dropped, never silently: `dropped` counts them, and the
+writer records a `mirror_entries_dropped` audit row saying how many and up to
+which seq. All functions are pure: they return a new dict and never mutate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+MAX_PENDING = 500
+DROPPED_ACTION = "mirror_entries_dropped"
+SYSTEM_ACTOR = "system:sync-operator"
+
+StatusMirror = dict[str, Any]
+
+
+class AuditEntry(BaseModel):
+    """One audited action or transition, as kept in status.mirror.pending."""
+
+    model_config = ConfigDict(frozen=True, validate_by_name=True, validate_by_alias=True)
+
+    seq: int = Field(ge=1)
+    action: str = Field(min_length=1)
+    performed_by: str = Field(alias="performedBy", min_length=1)
+    at: AwareDatetime
+    phase: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+    # Overrides the seq in the idempotency key, for rows that are not pending entries.
+    key: str | None = None
+
+    def idempotency_key(self, uid: str) -> str:
+        """f"{uid}:{seq}": unique per resource and entry, stable across replays."""
+        return f"{uid}:{self.key or self.seq}"
+
+
+def rfc3339(moment: datetime) -> str:
+    """UTC with microseconds and a Z, so entries sort and parse everywhere."""
+    if moment.tzinfo is None:
+        raise ValueError("timestamps in status.mirror must be timezone-aware")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def mirror_seq(status_mirror: Mapping[str, Any] | None) -> int:
+    """The last seq handed out (0 for a resource that has none yet)."""
+    return int((status_mirror or {}).get("seq") or 0)
+
+
+def dropped_count(status_mirror: Mapping[str, Any] | None) -> int:
+    """How many entries overflowed MAX_PENDING over the resource's life."""
+    return int(((status_mirror or {}).get("dropped") or {}).get("count") or 0)
+
+
+def _copy(status_mirror: Mapping[str, Any] | None) -> StatusMirror:
+    source = dict(status_mirror or {})
+    result: StatusMirror = {"seq": mirror_seq(source),
+                            "pending": [dict(e) for e in source.get("pending") or []]}
+    if source.get("dropped"):
+        result["dropped"] = dict(source["dropped"])
+    return result
+
+
+def append_entry(
+    status_mirror: Mapping[str, Any] | None,
+    action: str,
+    performed_by: str,
+    phase: str | None,
+    details: Mapping[str, Any] | None,
+    now: datetime,
+    *,
+    limit: int = MAX_PENDING,
+) -> StatusMirror:
+    """The new status.mirror: seq + 1 and the entry appended (oldest dropped past `limit`)."""
+    result = _copy(status_mirror)
+    seq = result["seq"] + 1
+    entry = AuditEntry(seq=seq, action=action, performed_by=performed_by,
+                       at=now, phase=phase, details=dict(details or {}))
+    result["seq"] = seq
+    result["pending"].append(entry.model_dump(mode="json", by_alias=True, exclude={"key"}))
+    result["pending"][-1]["at"] = rfc3339(now)
+    overflow = len(result["pending"]) - max(limit, 1)
+    if overflow > 0:
+        lost, result["pending"] = result["pending"][:overflow], result["pending"][overflow:]
+        result["dropped"] = {"count": dropped_count(result) + overflow,
+                             "lastSeq": int(lost[-1]["seq"]), "at": rfc3339(now)}
+    return result
+
+
+def bump_seq(status_mirror: Mapping[str, Any] | None) -> StatusMirror:
+    """The new status.mirror with seq + 1 and no entry: lets the control row take this status."""
+    result = _copy(status_mirror)
+    result["seq"] += 1
+    return result
+
+
+def drained(status_mirror: Mapping[str, Any] | None, applied_seq: int) -> StatusMirror:
+    """status.mirror without the entries the mirror has stored (seq <= applied_seq).
+
+    Apply it to the freshest status.mirror, not the one the writer saw: entries
+    appended meanwhile have higher seqs and are kept.
+    """
+    result = _copy(status_mirror)
+    result["pending"] = [e for e in result["pending"] if int(e["seq"]) > applied_seq]
+    return result
+
+
+def pending_entries(status_mirror: Mapping[str, Any] | None) -> list[AuditEntry]:
+    """The entries to write, in seq order, plus a marker row if some were dropped."""
+    entries = [AuditEntry.model_validate(e) for e in (status_mirror or {}).get("pending") or []]
+    dropped = (status_mirror or {}).get("dropped")
+    if dropped:
+        last = int(dropped["lastSeq"])
+        entries.append(AuditEntry(
+            seq=max(last, 1), action=DROPPED_ACTION, performed_by=SYSTEM_ACTOR,
+            at=dropped["at"], details={"count": int(dropped["count"]), "lastSeq": last},
+            key=f"dropped:{last}",
+        ))
+    return sorted(entries, key=lambda e: e.seq)

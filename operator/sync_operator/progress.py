@@ -1,0 +1,112 @@
+"""Relays runner progress from Redis into status.progress at a bounded rate.
+
+At most one status write per job per interval, and the latest value always
+lands: a report that arrives inside the interval is held and written when the
+interval ends. It also computes the ETA from the rate seen in the current run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sync_runner.contract import RunnerState, RunnerStatus
+
+from sync_operator.api.common import SYNCJOBS
+from sync_operator.kube import ApiError, KubeClient
+from sync_operator.statemachine import progress_status
+
+log = logging.getLogger(__name__)
+Key = tuple[str, str]
+
+
+@dataclass
+class _Track:
+    key: Key
+    latest: RunnerStatus | None = None
+    dirty: bool = False
+    last_write: float = 0.0
+    first: tuple[float, int] | None = None  # (time, done) at the first report of this run
+    last_state: RunnerState | None = None
+
+
+def estimate_eta(first: tuple[float, int] | None, now: float, done: int,
+                 total: int | None) -> int | None:
+    """Seconds left at the rate seen since `first`; None until there is a rate."""
+    if first is None or total is None or done <= first[1]:
+        return None
+    rate = (done - first[1]) / max(now - first[0], 1e-6)
+    return max(0, int((total - done) / rate))
+
+
+class ProgressRelay:
+    def __init__(self, client: KubeClient, interval: float,
+                 on_state_change: Callable[[Key], None]) -> None:
+        self.client = client
+        self.interval = interval
+        self.on_state_change = on_state_change
+        self.tracks: dict[str, _Track] = {}
+        self.writes = 0
+        self._wake = asyncio.Event()
+
+    def register(self, uid: str, key: Key) -> None:
+        """Relay this job's progress (called while it holds a pod)."""
+        if uid not in self.tracks:
+            self.tracks[uid] = _Track(key)
+
+    def unregister(self, uid: str) -> None:
+        self.tracks.pop(uid, None)
+
+    async def on_status(self, uid: str, status: RunnerStatus) -> None:
+        track = self.tracks.get(uid)
+        if track is None:
+            return
+        if track.first is None or status.progress.done < track.first[1]:
+            track.first = (status.progress.updated_at, status.progress.done)
+        if status.state != track.last_state:
+            track.last_state = status.state
+            if status.state not in (RunnerState.RUNNING, RunnerState.STARTING):
+                self.on_state_change(track.key)
+        if track.latest is None or status.progress != track.latest.progress:
+            track.latest = status
+            track.dirty = True
+            self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            now = time.monotonic()
+            due = [(uid, t) for uid, t in self.tracks.items()
+                   if t.dirty and now - t.last_write >= self.interval]
+            await asyncio.gather(*(self._write(uid, t) for uid, t in due))
+            waits = [self.interval - (now - t.last_write) for t in self.tracks.values()
+                     if t.dirty]
+            self._wake.clear()
+            timeout = max(0.01, min(waits)) if waits else None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _write(self, uid: str, track: _Track) -> None:
+        status = track.latest
+        if status is None:
+            return
+        track.dirty = False
+        track.last_write = time.monotonic()
+        progress = progress_status(status, None)
+        eta = estimate_eta(track.first, status.progress.updated_at, status.progress.done,
+                           status.progress.total)
+        progress["etaSeconds"] = eta  # None removes a stale estimate (merge patch)
+        namespace, name = track.key
+        try:
+            await self.client.patch(SYNCJOBS, name, {"status": {"progress": progress}},
+                                    namespace, subresource="status")
+            self.writes += 1
+        except ApiError as err:
+            if err.not_found:
+                self.unregister(uid)
+            else:
+                track.dirty = True
+                log.warning("progress of %s/%s not written: %s", namespace, name, err)

@@ -1,0 +1,251 @@
+"""Reconciles one SyncJob: reads the world, asks the state machine, does what it says.
+
+Reads: the SyncJob, its batch Job, the runner's status in Redis, the queue's
+grant. Writes: the Job (create, unsuspend, suspend, delete), control flags in
+Redis, the status (with a resourceVersion precondition, so a decision made on a
+stale read is retried rather than written), Events, and audit entries into the
+status outbox that the PostgreSQL mirror drains.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+from sync_runner.contract import Control
+
+from sync_operator.admitter import AdmissionGate
+from sync_operator.api.common import SYNCJOBS, Phase
+from sync_operator.api.syncjob import SyncJobSpec
+from sync_operator.events import EventRecorder
+from sync_operator.kube import ApiError, KubeClient
+from sync_operator.kube.resources import JOBS
+from sync_operator.manifests import JobSettings, build_job, job_name
+from sync_operator.mirror.outbox import append_entry
+from sync_operator.progress import ProgressRelay
+from sync_operator.statemachine import (
+    CreateJob,
+    Decision,
+    JobObservation,
+    Observation,
+    SetControl,
+    SuspendJob,
+    Timeouts,
+    decide,
+)
+
+log = logging.getLogger(__name__)
+Key = tuple[str, str]
+Body = dict[str, Any]
+FINALIZER = "sync.jobcontrol.io/finalizer"
+REQUESTED_BY = "sync.jobcontrol.io/requested-by"
+# Audit actions that a person asked for (the others are the operator's own).
+USER_ACTIONS = {"pause_requested": "pause", "cancel_requested": "cancel", "resumed": "resume",
+                "paused": "pause", "cancelled": "cancel"}
+
+
+class Mirror(Protocol):
+    """What the reconciler needs of the PostgreSQL mirror."""
+
+    def notify(self, body: Body) -> None: ...
+
+    async def record_deletion(self, body: Body, performed_by: str) -> None: ...
+
+
+def _job_name(body: Body) -> str:
+    return job_name(body["metadata"]["name"], body["metadata"]["uid"])
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+class Reconciler:
+    def __init__(self, client: KubeClient, link: Any, recorder: EventRecorder,
+                 gate: AdmissionGate, relay: ProgressRelay, job_settings: JobSettings,
+                 timeouts: Timeouts, identity: str, *, mirror: Mirror | None = None,
+                 on_capacity_change: Callable[[], None] = lambda: None,
+                 clock: Callable[[], datetime] = now_utc) -> None:
+        self.client = client
+        self.link = link
+        self.recorder = recorder
+        self.gate = gate
+        self.relay = relay
+        self.job_settings = job_settings
+        self.timeouts = timeouts
+        self.identity = identity
+        self.mirror = mirror
+        self.on_capacity_change = on_capacity_change
+        self.clock = clock
+        self.reconciles = 0
+
+    async def reconcile(self, key: Key) -> float | None:
+        namespace, name = key
+        self.reconciles += 1
+        body = await self.client.get_or_none(SYNCJOBS, name, namespace)
+        if body is None:
+            return None
+        uid = body["metadata"]["uid"]
+        if body["metadata"].get("deletionTimestamp"):
+            await self.finalize(body)
+            return None
+        if FINALIZER not in (body["metadata"].get("finalizers") or []):
+            body = await self._add_finalizer(body)
+
+        try:
+            spec = SyncJobSpec.model_validate(body.get("spec", {}))
+        except ValidationError as err:  # the CRD schema should make this unreachable
+            log.error("%s/%s has an invalid spec: %s", namespace, name, err)
+            return None
+        status: Body = dict(body.get("status") or {})
+        phase = Phase(status.get("phase") or Phase.PENDING)
+        job_body = await self.client.get_or_none(JOBS, _job_name(body), namespace)
+        job = JobObservation.from_body(job_body) if job_body else None
+        live = not (phase.is_terminal and job is None)
+        runner = await self.link.status(uid) if live else None
+        checkpoint = await self.link.checkpoint(uid) if live and runner is not None else None
+        duplicate_of = None
+        if phase == Phase.PENDING and spec.dedup_key:
+            duplicate_of = await self._duplicate_of(body, spec.dedup_key)
+
+        decision = decide(Observation(
+            generation=int(body["metadata"].get("generation", 1)), spec=spec, status=status,
+            now=self.clock(), job=job, runner=runner, checkpoint=checkpoint,
+            granted=self.gate.granted(uid), duplicate_of=duplicate_of,
+            queue_message=self.gate.message(uid),
+        ), self.timeouts)
+
+        for action in decision.actions:
+            await self._execute(action, body, job)
+        new_status = self._with_audit(body, decision)
+        if new_status != status:
+            try:
+                body = await self._write_status(body, status, new_status)
+            except ApiError as err:
+                if err.conflict:
+                    return 0.0  # read again and decide again
+                raise
+        for note in decision.notes:
+            await self.recorder.record(body, note.reason, note.message, warning=note.warning)
+
+        if decision.phase.holds_pod:
+            self.relay.register(uid, key)
+        else:
+            self.relay.unregister(uid)
+        if decision.phase != phase or phase == Phase.PENDING:
+            self.on_capacity_change()
+        if self.mirror is not None:
+            self.mirror.notify(body)
+        return decision.requeue_after
+
+    # -- actions ----------------------------------------------------------------------
+
+    async def _execute(self, action: CreateJob | SuspendJob | SetControl, body: Body,
+                       job: JobObservation | None) -> None:
+        namespace, uid = body["metadata"]["namespace"], body["metadata"]["uid"]
+        if isinstance(action, SetControl):
+            await self.link.set_control(uid, action.control)
+        elif isinstance(action, SuspendJob):
+            if job is not None:
+                await self.client.patch(JOBS, job.name, {"spec": {"suspend": True}}, namespace)
+        elif isinstance(action, CreateJob):
+            if job is None:
+                manifest = build_job(body, self.job_settings)
+                try:
+                    await self.client.create(JOBS, manifest, namespace)
+                except ApiError as err:
+                    if not err.conflict:
+                        raise
+                    job = JobObservation.from_body(
+                        await self.client.get(JOBS, manifest["metadata"]["name"], namespace))
+            if job is not None and job.suspended:
+                patch: Body = {"spec": {"suspend": False}}
+                if action.remaining_seconds is not None:
+                    patch["spec"]["activeDeadlineSeconds"] = action.remaining_seconds
+                await self.client.patch(JOBS, job.name, patch, namespace)
+
+    def _with_audit(self, body: Body, decision: Decision) -> Body:
+        status = dict(decision.status)
+        requested_by = (body["metadata"].get("annotations") or {}).get(REQUESTED_BY)
+        for note in decision.notes:
+            if note.audit is None:
+                continue
+            user_action = note.audit in USER_ACTIONS
+            performer = (requested_by or "unknown") if user_action else self.identity
+            status["mirror"] = append_entry(
+                status.get("mirror"), note.audit, performer, decision.phase.value,
+                {"reason": note.reason, "message": note.message}, self.clock())
+        return status
+
+    async def _write_status(self, body: Body, old: Body, new: Body) -> Body:
+        patch: Body = {k: v for k, v in new.items() if old.get(k) != v}
+        for removed in set(old) - set(new):
+            patch[removed] = None
+        meta = body["metadata"]
+        result: Body = await self.client.patch(
+            SYNCJOBS, meta["name"],
+            {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": patch},
+            meta["namespace"], subresource="status")
+        return result
+
+    async def _add_finalizer(self, body: Body) -> Body:
+        meta = body["metadata"]
+        finalizers = [*(meta.get("finalizers") or []), FINALIZER]
+        result: Body = await self.client.patch(
+            SYNCJOBS, meta["name"],
+            {"metadata": {"finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}},
+            meta["namespace"])
+        return result
+
+    async def _duplicate_of(self, body: Body, dedup_key: str) -> str | None:
+        """The oldest other active SyncJob in the namespace with the same dedupKey."""
+        meta = body["metadata"]
+        others = (await self.client.list(SYNCJOBS, meta["namespace"]))["items"]
+        active = [
+            o for o in others
+            if o["metadata"]["uid"] != meta["uid"]
+            and o.get("spec", {}).get("dedupKey") == dedup_key
+            and not Phase(o.get("status", {}).get("phase") or Phase.PENDING).is_terminal
+            and (o["metadata"]["creationTimestamp"], o["metadata"]["name"])
+            < (meta["creationTimestamp"], meta["name"])
+        ]
+        if not active:
+            return None
+        oldest = min(active, key=lambda o: (o["metadata"]["creationTimestamp"],
+                                            o["metadata"]["name"]))
+        return str(oldest["metadata"]["name"])
+
+    # -- deletion ---------------------------------------------------------------------
+
+    async def finalize(self, body: Body) -> None:
+        """Stop running work, record the deletion, then let the object go."""
+        meta = body["metadata"]
+        if FINALIZER not in (meta.get("finalizers") or []):
+            return
+        uid, namespace = meta["uid"], meta["namespace"]
+        self.relay.unregister(uid)
+        self.gate.grants.pop(uid, None)
+        phase = Phase(body.get("status", {}).get("phase") or Phase.PENDING)
+        if not phase.is_terminal:
+            generation = int((body.get("status", {}).get("control") or {}).get("generation", 0))
+            await self.link.set_control(uid, Control(cancel=True, generation=generation + 1))
+        await self.client.delete(JOBS, _job_name(body), namespace,
+                                 propagation="Background")
+        if self.mirror is not None:
+            requested_by = (meta.get("annotations") or {}).get(REQUESTED_BY) or "unknown"
+            await self.mirror.record_deletion(body, requested_by)
+        await self.link.forget(uid)
+        await self.recorder.record(body, "Deleted", "deleted: its Job and pods were removed")
+        finalizers = [f for f in meta.get("finalizers", []) if f != FINALIZER]
+        try:
+            await self.client.patch(
+                SYNCJOBS, meta["name"],
+                {"metadata": {"finalizers": finalizers,
+                              "resourceVersion": meta["resourceVersion"]}}, namespace)
+        except ApiError as err:
+            if not err.not_found:
+                raise
+        self.on_capacity_change()

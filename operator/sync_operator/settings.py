@@ -1,0 +1,53 @@
+"""Operator settings, from environment variables (SYNC_OPERATOR_*) or the chart's values."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sync_operator.admission import DEFAULT_GLOBAL_LIMIT, DEFAULT_TYPE_LIMITS
+from sync_operator.api.common import JobType
+
+
+class OperatorSettings(BaseSettings):
+    """Everything the operator can be told; defaults suit a small production install."""
+
+    model_config = SettingsConfigDict(env_prefix="SYNC_OPERATOR_", frozen=True)
+
+    namespace: str | None = Field(
+        default=None, description="Watch only this namespace; unset watches all namespaces.")
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0",
+                           description="Redis for progress, control flags and checkpoints.")
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL for the mirror; unset disables the mirror.")
+    runner_database_url: str | None = Field(
+        default=None, description="Database URL handed to the runner pods (app tables).")
+    runner_image: str = Field(default="sync-runner:0.1.0",
+                              description="Image of the sync runner pods.")
+    runner_service_account: str | None = Field(default=None)
+    runner_grace_seconds: int = Field(default=30, ge=1,
+                                      description="terminationGracePeriodSeconds of runner pods.")
+    global_limit: int = Field(default=DEFAULT_GLOBAL_LIMIT, ge=1,
+                              description="Running jobs across all types.")
+    type_limits: dict[JobType, int] = Field(
+        default_factory=lambda: {JobType(t): n for t, n in DEFAULT_TYPE_LIMITS.items()},
+        description="Per-type running limit unless a SyncSchedule sets maxConcurrency.")
+    pause_grace_seconds: float = Field(
+        default=60.0, gt=0,
+        description="How long a running job may take to reach a checkpoint after a pause "
+                    "request before its Job is suspended anyway (SIGTERM).")
+    cancel_grace_seconds: float = Field(
+        default=30.0, gt=0,
+        description="How long a cooperative cancel may take before it is forced.")
+    progress_interval_seconds: float = Field(
+        default=1.0, gt=0, description="At most one progress status write per job per interval.")
+    admission_interval_seconds: float = Field(
+        default=5.0, gt=0, description="Admission passes run on every change and at least this "
+                                       "often.")
+    workers: int = Field(default=4, ge=1, description="Concurrent reconciles (different jobs).")
+    identity: str = Field(default="sync-operator",
+                          description="Who system transitions are performed by (audit log).")
+    leader_election: bool = Field(default=True)
+    lease_namespace: str = Field(default="default")
+    lease_name: str = Field(default="sync-operator")
+    metrics_port: int = Field(default=8080, ge=0, description="0 disables the metrics server.")

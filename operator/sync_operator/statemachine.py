@@ -1,0 +1,469 @@
+"""The SyncJob state machine: from what is observed to what should happen next.
+
+Pure: `decide` reads an `Observation` (the SyncJob, its batch Job, the runner's
+status in Redis, whether the queue admitted it, the time) and returns a
+`Decision` (the next phase, the status fields to write, the actions to take on
+the Job and in Redis, the Events to record). The reconciler does the I/O. Being
+level-triggered, `decide` can be called any number of times on the same world
+and asks for the same thing, which is what makes an operator restart safe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sync_runner.contract import Checkpoint, Control, RunnerState, RunnerStatus
+
+from sync_operator.api.common import ConditionType, Phase, Reason
+from sync_operator.api.syncjob import SyncJobSpec
+from sync_operator.conditions import set_condition
+
+Status = dict[str, Any]
+
+# -- what is observed -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobObservation:
+    """The parts of the owned batch/v1 Job that matter to the state machine."""
+
+    name: str
+    suspended: bool
+    active: int
+    failed: int
+    succeeded: int
+    complete: bool
+    failed_reason: str | None
+    failed_message: str | None
+
+    @classmethod
+    def from_body(cls, job: dict[str, Any]) -> JobObservation:
+        status = job.get("status", {}) or {}
+        conditions = {c["type"]: c for c in status.get("conditions", []) or []
+                      if c.get("status") == "True"}
+        failed = conditions.get("Failed")
+        return cls(
+            name=job["metadata"]["name"],
+            suspended=bool(job.get("spec", {}).get("suspend")),
+            active=int(status.get("active", 0) or 0) + int(status.get("terminating", 0) or 0),
+            failed=int(status.get("failed", 0) or 0),
+            succeeded=int(status.get("succeeded", 0) or 0),
+            complete="Complete" in conditions,
+            failed_reason=failed.get("reason") if failed else None,
+            failed_message=failed.get("message") if failed else None,
+        )
+
+
+@dataclass(frozen=True)
+class Observation:
+    generation: int
+    spec: SyncJobSpec
+    status: Status
+    now: datetime
+    job: JobObservation | None = None
+    runner: RunnerStatus | None = None
+    checkpoint: Checkpoint | None = None
+    granted: bool = False
+    duplicate_of: str | None = None
+    queue_message: str | None = None
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    pause_grace_seconds: float = 60.0
+    cancel_grace_seconds: float = 30.0
+
+
+# -- what should happen -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreateJob:
+    """Create the batch Job (or, if it exists suspended, unsuspend it)."""
+
+    remaining_seconds: int | None
+
+
+@dataclass(frozen=True)
+class SuspendJob:
+    """Suspend the Job: its pods get SIGTERM and go; the Job stays for its history."""
+
+
+@dataclass(frozen=True)
+class SetControl:
+    """Publish the control flags to the runner through Redis."""
+
+    control: Control
+
+
+@dataclass(frozen=True)
+class Note:
+    """An Event for `kubectl describe` and, with `audit`, an audit log entry."""
+
+    reason: str
+    message: str
+    warning: bool = False
+    audit: str | None = None
+
+
+Action = CreateJob | SuspendJob | SetControl
+
+
+@dataclass(frozen=True)
+class Decision:
+    phase: Phase
+    status: Status
+    actions: tuple[Action, ...] = ()
+    notes: tuple[Note, ...] = ()
+    requeue_after: float | None = None
+    changed: bool = field(default=False)
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def rfc3339(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+class _Builder:
+    """Accumulates the new status and actions of one decision."""
+
+    def __init__(self, obs: Observation) -> None:
+        self.obs = obs
+        self.status: Status = {k: v for k, v in obs.status.items()}
+        self.phase = Phase(obs.status.get("phase") or Phase.PENDING)
+        self.actions: list[Action] = []
+        self.notes: list[Note] = []
+        self.requeue: float | None = None
+
+    @property
+    def now_str(self) -> str:
+        return rfc3339(self.obs.now)
+
+    def condition(self, ctype: ConditionType, status: bool, reason: str, message: str) -> None:
+        self.status["conditions"] = set_condition(
+            list(self.status.get("conditions") or []), ctype, "True" if status else "False",
+            reason, message, self.obs.generation, self.obs.now,
+        )
+
+    def go(self, phase: Phase, reason: str, message: str, *, warning: bool = False,
+           audit: str | None = None) -> None:
+        if phase != self.phase:
+            self.notes.append(Note(reason, message, warning, audit or phase.value.lower()))
+        self.phase = phase
+        self.status["phase"] = phase.value
+
+    def control(self, *, paused: bool, cancel: bool) -> None:
+        """Ask the runner for a new control state, with a fresh generation."""
+        current = self.status.get("control") or {}
+        if bool(current.get("paused")) == paused and bool(current.get("cancel")) == cancel \
+                and current.get("generation"):
+            self.actions.append(SetControl(Control(**_control_kwargs(current))))
+            return
+        generation = int(current.get("generation", 0)) + 1
+        self.status["control"] = {"paused": paused, "cancel": cancel, "generation": generation,
+                                  "requestedAt": self.now_str}
+        self.actions.append(SetControl(Control(paused=paused, cancel=cancel,
+                                               generation=generation)))
+
+    def acked(self, state: RunnerState) -> bool:
+        runner = self.obs.runner
+        generation = int((self.status.get("control") or {}).get("generation", 0))
+        return runner is not None and runner.state == state \
+            and runner.acked_generation >= generation > 0
+
+    def seconds_since(self, key: str) -> float:
+        start = parse_time((self.status.get("control") or {}).get(key))
+        return (self.obs.now - start).total_seconds() if start else 0.0
+
+    def stop_the_clock(self) -> None:
+        """Add the current run's time to runSeconds (the deadline budget already spent)."""
+        started = parse_time(self.status.pop("runStartedAt", None))
+        if started is not None:
+            spent = max(0.0, (self.obs.now - started).total_seconds())
+            self.status["runSeconds"] = round(float(self.status.get("runSeconds") or 0) + spent, 1)
+
+    def suspend(self) -> None:
+        job = self.obs.job
+        if job is not None and not job.suspended:
+            self.actions.append(SuspendJob())
+        self.stop_the_clock()
+
+    def remaining_seconds(self) -> int | None:
+        timeout = self.obs.spec.timeout_minutes
+        if timeout is None:
+            return None
+        spent = float(self.status.get("runSeconds") or 0)
+        return max(1, int(timeout * 60 - spent))
+
+    def finish(self, phase: Phase, reason: str, message: str, *, warning: bool = False) -> None:
+        self.stop_the_clock()
+        self.status["completedAt"] = self.now_str
+        self.go(phase, reason, message, warning=warning)
+        self.condition(ConditionType.RUNNING, False, reason, message)
+        if phase == Phase.SUCCEEDED:
+            self.condition(ConditionType.COMPLETE, True, reason, message)
+        elif phase == Phase.FAILED:
+            self.status["error"] = message
+            self.condition(ConditionType.FAILED, True, reason, message)
+        elif phase == Phase.CANCELLED:
+            self.status["cancelledAt"] = self.now_str
+            self.condition(ConditionType.CANCELLED, True, reason, message)
+
+    def decision(self) -> Decision:
+        self.status["observedGeneration"] = self.obs.generation
+        self.status["phase"] = self.phase.value
+        if self.obs.job is not None:
+            self.status["jobRef"] = self.obs.job.name
+            self.status["attempts"] = max(int(self.status.get("attempts") or 0),
+                                          self.obs.job.failed + (1 if self.obs.job.active else 0)
+                                          + self.obs.job.succeeded)
+        return Decision(phase=self.phase, status=self.status, actions=tuple(self.actions),
+                        notes=tuple(self.notes), requeue_after=self.requeue,
+                        changed=self.status != self.obs.status)
+
+
+def _control_kwargs(current: dict[str, Any]) -> dict[str, Any]:
+    return {"paused": bool(current.get("paused")), "cancel": bool(current.get("cancel")),
+            "generation": int(current.get("generation", 0))}
+
+
+# -- the machine ------------------------------------------------------------------------
+
+
+def decide(obs: Observation, timeouts: Timeouts = Timeouts()) -> Decision:
+    """The next step for one SyncJob. See the module docstring."""
+    b = _Builder(obs)
+    spec, job = obs.spec, obs.job
+
+    if b.phase.is_terminal:
+        if b.phase == Phase.CANCELLED and job is not None and not job.suspended \
+                and not job.complete and job.failed_reason is None:
+            b.actions.append(SuspendJob())
+        return b.decision()
+
+    if b.phase == Phase.PENDING and obs.duplicate_of:
+        b.status["duplicateOf"] = obs.duplicate_of
+        b.finish(Phase.CANCELLED, Reason.DUPLICATE,
+                 f"dedupKey {spec.dedup_key!r} is already active in SyncJob "
+                 f"{obs.duplicate_of!r}")
+        return b.decision()
+
+    # The batch Job's own verdict comes first: work that finished is not undone.
+    if job is not None and job.complete:
+        b.finish(Phase.SUCCEEDED, Reason.COMPLETED, _success_message(obs))
+        _final_progress(b)
+        return b.decision()
+    if job is not None and job.failed_reason is not None:
+        if b.phase == Phase.CANCELLING:
+            b.finish(Phase.CANCELLED, Reason.CANCELLED_BY_USER, "cancelled while its Job failed")
+        else:
+            reason, message = _failure(obs)
+            b.finish(Phase.FAILED, reason, message, warning=True)
+        return b.decision()
+
+    if spec.cancel:
+        _cancel(b, timeouts)
+        return b.decision()
+    if spec.paused:
+        _pause(b, timeouts)
+        return b.decision()
+    _run(b)
+    return b.decision()
+
+
+def _cancel(b: _Builder, timeouts: Timeouts) -> None:
+    job = b.obs.job
+    holds_pod = job is not None and not job.suspended and job.active > 0
+    if b.phase in (Phase.PENDING, Phase.QUEUED, Phase.PAUSED) or not holds_pod:
+        b.suspend()
+        b.finish(Phase.CANCELLED, Reason.CANCELLED_BY_USER, "cancelled")
+        return
+    if b.phase != Phase.CANCELLING:
+        b.control(paused=bool(b.obs.spec.paused), cancel=True)
+        b.go(Phase.CANCELLING, Reason.CANCEL_REQUESTED,
+             "cancel requested: the runner stops at its next safe point", audit="cancel_requested")
+        b.requeue = timeouts.cancel_grace_seconds
+        return
+    b.control(paused=bool(b.obs.spec.paused), cancel=True)
+    if b.acked(RunnerState.CANCELLED) or b.acked(RunnerState.PAUSED):
+        b.suspend()
+        _record_stop_point(b)
+        b.finish(Phase.CANCELLED, Reason.CANCELLED_BY_USER,
+                 "cancelled at a safe point; the runner saved its checkpoint")
+        return
+    waited = b.seconds_since("requestedAt")
+    if waited >= timeouts.cancel_grace_seconds:
+        b.suspend()
+        b.finish(Phase.CANCELLED, Reason.FORCED_CANCEL,
+                 f"the runner did not stop within {timeouts.cancel_grace_seconds:.0f}s: "
+                 "its pod was terminated", warning=True)
+        return
+    b.requeue = timeouts.cancel_grace_seconds - waited
+
+
+def _pause(b: _Builder, timeouts: Timeouts) -> None:
+    job = b.obs.job
+    if b.phase in (Phase.PENDING, Phase.QUEUED):
+        b.go(Phase.PAUSED, Reason.HELD_WHILE_PAUSED, "paused before it started: held",
+             audit="paused")
+        b.status["pausedAt"] = b.now_str
+        b.condition(ConditionType.PAUSED, True, Reason.HELD_WHILE_PAUSED,
+                    "held in the queue while paused")
+        b.condition(ConditionType.ADMITTED, False, Reason.HELD_WHILE_PAUSED, "paused")
+        return
+    if b.phase == Phase.PAUSED:
+        b.suspend()
+        return
+    holds_pod = job is not None and not job.suspended and job.active > 0
+    if b.phase == Phase.RUNNING:
+        b.control(paused=True, cancel=False)
+        if holds_pod:
+            b.go(Phase.PAUSING, Reason.PAUSE_REQUESTED,
+                 "pause requested: the runner stops at its next checkpoint",
+                 audit="pause_requested")
+            b.condition(ConditionType.PAUSED, False, Reason.PAUSE_REQUESTED,
+                        "waiting for the runner to reach a checkpoint")
+            b.requeue = timeouts.pause_grace_seconds
+            return
+        _paused(b, Reason.PAUSED_AT_CHECKPOINT, "paused; no pod was running")
+        return
+    # PAUSING
+    b.control(paused=True, cancel=False)
+    if b.acked(RunnerState.PAUSED):
+        _paused(b, Reason.PAUSED_AT_CHECKPOINT,
+                "paused at a checkpoint; the pod was released")
+        return
+    if not holds_pod:
+        _paused(b, Reason.PAUSED_AT_CHECKPOINT, "paused; the pod had already stopped")
+        return
+    waited = b.seconds_since("requestedAt")
+    if waited >= timeouts.pause_grace_seconds:
+        _paused(b, Reason.INTERRUPTED,
+                f"the runner did not reach a checkpoint within "
+                f"{timeouts.pause_grace_seconds:.0f}s: its pod was terminated (SIGTERM)",
+                warning=True)
+        return
+    b.requeue = timeouts.pause_grace_seconds - waited
+
+
+def _paused(b: _Builder, reason: str, message: str, *, warning: bool = False) -> None:
+    b.suspend()
+    _record_stop_point(b)
+    b.status["pausedAt"] = b.now_str
+    b.go(Phase.PAUSED, reason, message, warning=warning)
+    b.condition(ConditionType.PAUSED, True, reason, message)
+    b.condition(ConditionType.RUNNING, False, reason, "paused")
+    b.condition(ConditionType.ADMITTED, False, reason, "paused: capacity released")
+
+
+def _run(b: _Builder) -> None:
+    obs, job = b.obs, b.obs.job
+    if b.phase == Phase.PAUSED:
+        b.control(paused=False, cancel=False)
+        b.go(Phase.QUEUED, Reason.RESUMED, "resumed: waiting in the queue for capacity",
+             audit="resumed")
+        b.condition(ConditionType.PAUSED, False, Reason.RESUMED, "resumed")
+    elif b.phase == Phase.PAUSING:
+        b.control(paused=False, cancel=False)
+        b.go(Phase.RUNNING, Reason.RESUMED, "resumed before the pause took effect",
+             audit="resumed")
+        b.condition(ConditionType.PAUSED, False, Reason.RESUMED, "resumed")
+        return
+    elif b.phase == Phase.PENDING:
+        b.go(Phase.QUEUED, Reason.QUEUED, "waiting in the queue", audit="queued")
+
+    if b.phase == Phase.QUEUED:
+        if not obs.granted:
+            message = obs.queue_message or "waiting in the queue"
+            b.condition(ConditionType.ADMITTED, False, Reason.QUOTA_EXHAUSTED
+                        if obs.queue_message else Reason.QUEUED, message)
+            return
+        b.actions.append(CreateJob(b.remaining_seconds()))
+        b.status.setdefault("startedAt", b.now_str)
+        b.status["runStartedAt"] = b.now_str
+        b.go(Phase.RUNNING, Reason.ADMITTED, "admitted: the Job is running", audit="started")
+        b.condition(ConditionType.ADMITTED, True, Reason.ADMITTED, "capacity granted")
+        b.condition(ConditionType.RUNNING, True, Reason.STARTED, "the runner pod is starting")
+        return
+
+    # RUNNING: keep the Job present and running; relay progress.
+    if job is None or job.suspended:
+        b.actions.append(CreateJob(b.remaining_seconds()))
+        b.status.setdefault("runStartedAt", b.now_str)
+    if obs.runner is not None:
+        b.status["progress"] = progress_status(obs.runner, b.status.get("progress"))
+
+
+def progress_status(runner: RunnerStatus, previous: dict[str, Any] | None) -> dict[str, Any]:
+    """status.progress from the runner's report (percent, done/total, unit, message)."""
+    p = runner.progress
+    out: dict[str, Any] = {"done": p.done, "unit": p.unit, "message": p.message[:1024],
+                           "updatedAt": rfc3339(datetime.fromtimestamp(p.updated_at, UTC))}
+    if p.total is not None:
+        out["total"] = p.total
+    if p.percent is not None:
+        out["percent"] = p.percent
+    if previous and "etaSeconds" in previous and previous.get("done") == p.done:
+        out["etaSeconds"] = previous["etaSeconds"]
+    return out
+
+
+def _record_stop_point(b: _Builder) -> None:
+    """On pause or cancel: the exact progress the runner stopped at, and its checkpoint."""
+    if b.obs.runner is not None:
+        progress = progress_status(b.obs.runner, None)
+        b.status["progress"] = progress
+    checkpoint = b.obs.checkpoint
+    if checkpoint is not None:
+        b.status["checkpoint"] = {
+            "savedAt": rfc3339(datetime.fromtimestamp(checkpoint.saved_at, UTC)),
+            "done": checkpoint.progress.done}
+
+
+def _final_progress(b: _Builder) -> None:
+    runner = b.obs.runner
+    if runner is not None:
+        progress = progress_status(runner, b.status.get("progress"))
+        progress.pop("etaSeconds", None)
+        if runner.state == RunnerState.SUCCEEDED and progress.get("total") is not None:
+            progress["percent"] = 100
+        b.status["progress"] = progress
+        if runner.warnings:
+            b.status["warnings"] = runner.warnings
+        if runner.summary:
+            b.status["result"] = runner.summary
+
+
+def _success_message(obs: Observation) -> str:
+    runner = obs.runner
+    if runner is not None and runner.warnings:
+        return f"completed with {runner.warnings} warning(s)"
+    return "completed"
+
+
+def _failure(obs: Observation) -> tuple[str, str]:
+    job = obs.job
+    assert job is not None
+    runner_error = obs.runner.error if obs.runner is not None else None
+    if job.failed_reason == "DeadlineExceeded":
+        minutes = obs.spec.timeout_minutes
+        return Reason.DEADLINE_EXCEEDED, f"ran longer than timeoutMinutes={minutes}"
+    if job.failed_reason == "PodFailurePolicy":
+        summary = obs.runner.summary if obs.runner is not None else {}
+        reason = str(summary.get("reason") or Reason.FATAL_ERROR)
+        return reason, runner_error or job.failed_message or "the runner failed fatally"
+    if job.failed_reason == "BackoffLimitExceeded":
+        tail = f": {runner_error}" if runner_error else ""
+        return Reason.BACKOFF_LIMIT_EXCEEDED, \
+            f"failed after {job.failed} attempt(s){tail}"
+    return Reason.JOB_FAILED, runner_error or job.failed_message or "the Job failed"

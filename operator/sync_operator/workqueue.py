@@ -1,0 +1,71 @@
+"""A keyed work queue: each key is worked on by one worker at a time, and a key
+added while it is being worked on is worked on again afterwards (client-go style).
+
+It is what makes the reconciler level-triggered: many events about one SyncJob
+collapse into one reconcile that reads the world as it is now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+K = TypeVar("K")
+
+
+class WorkQueue(Generic[K]):
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[K] = asyncio.Queue()
+        self._queued: set[K] = set()
+        self._processing: set[K] = set()
+        self._dirty: set[K] = set()
+        self._timers: dict[K, asyncio.TimerHandle] = {}
+
+    def add(self, key: K) -> None:
+        """Ask for `key` to be reconciled soon (no-op if it already waits)."""
+        if key in self._processing:
+            self._dirty.add(key)
+            return
+        if key not in self._queued:
+            self._queued.add(key)
+            self._queue.put_nowait(key)
+
+    def add_after(self, key: K, delay: float) -> None:
+        """Reconcile `key` after `delay` seconds; an earlier request wins over a later one."""
+        loop = asyncio.get_running_loop()
+        existing = self._timers.get(key)
+        when = loop.time() + delay
+        if existing is not None and existing.when() <= when:
+            return
+        if existing is not None:
+            existing.cancel()
+        self._timers[key] = loop.call_at(when, self._fire, key)
+
+    def _fire(self, key: K) -> None:
+        self._timers.pop(key, None)
+        self.add(key)
+
+    def __len__(self) -> int:
+        return len(self._queued)
+
+    async def run_worker(self, work: Callable[[K], Awaitable[float | None]],
+                         on_error: Callable[[K, BaseException], float]) -> None:
+        """Take keys forever; `work` may return a delay to come back after."""
+        while True:
+            key = await self._queue.get()
+            self._queued.discard(key)
+            self._processing.add(key)
+            try:
+                delay = await work(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                delay = on_error(key, err)
+            finally:
+                self._processing.discard(key)
+            if key in self._dirty:
+                self._dirty.discard(key)
+                self.add(key)
+            elif delay is not None:
+                self.add_after(key, delay)

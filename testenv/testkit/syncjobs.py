@@ -1,0 +1,75 @@
+"""Test helpers for SyncJobs on a real cluster: install CRDs, create, wait for phases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sync_operator.api.common import API_VERSION, SYNCJOBS
+from sync_operator.kube import KubeClient
+from sync_operator.kube.resources import CRDS, EVENTS
+
+from testkit.waiting import eventually
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def install_crds(client: KubeClient, directory: Path = REPO / "crds") -> list[str]:
+    """Create or update every CRD in `directory` and wait until each is Established."""
+    names = []
+    for path in sorted(directory.glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        name = crd["metadata"]["name"]
+        names.append(name)
+        existing = await client.get_or_none(CRDS, name)
+        if existing is None:
+            await client.create(CRDS, crd)
+        else:
+            crd["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
+            await client.replace(CRDS, name, crd)
+
+        async def established(name: str = name) -> bool:
+            got = await client.get(CRDS, name)
+            return any(c["type"] == "Established" and c["status"] == "True"
+                       for c in (got.get("status") or {}).get("conditions") or [])
+
+        await eventually(established, timeout=30, what=f"CRD {name} Established")
+    return names
+
+
+def syncjob(name: str, job_type: str = "quran", **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": API_VERSION, "kind": "SyncJob", "metadata": {"name": name},
+            "spec": {"jobType": job_type, **spec}}
+
+
+async def wait_phase(client: KubeClient, namespace: str, name: str, *phases: str,
+                     timeout: float = 60.0) -> dict[str, Any]:
+    """Wait until the SyncJob is in one of `phases`; return its body."""
+    async def probe() -> dict[str, Any] | None:
+        body = await client.get(SYNCJOBS, name, namespace)
+        return body if body.get("status", {}).get("phase") in phases else None
+
+    try:
+        return await eventually(probe, timeout=timeout, what=f"{name} in {phases}")
+    except AssertionError:
+        body = await client.get_or_none(SYNCJOBS, name, namespace)
+        raise AssertionError(f"{name} not in {phases} after {timeout}s; status: "
+                             f"{(body or {}).get('status')}") from None
+
+
+async def events_of(client: KubeClient, namespace: str, name: str) -> list[dict[str, Any]]:
+    listed = await client.list(EVENTS, namespace,
+                               field_selector=f"involvedObject.name={name}")
+    return sorted(listed["items"], key=lambda e: e.get("eventTime") or "")
+
+
+async def set_spec(client: KubeClient, namespace: str, name: str, **spec: Any) -> dict[str, Any]:
+    result: dict[str, Any] = await client.patch(SYNCJOBS, name, {"spec": spec}, namespace)
+    return result
+
+
+async def create_syncjob(client: KubeClient, namespace: str,
+                         body: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = await client.create(SYNCJOBS, body, namespace)
+    return result

@@ -1,0 +1,282 @@
+"""SyncJob end to end: the operator (a real process) on the real control plane, with
+runner pods as real local processes reporting through real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from sync_operator.api.common import SYNCJOBS
+from sync_operator.kube import KubeClient
+from sync_operator.kube.resources import JOBS, PODS
+from testkit.operator import OperatorProcess
+from testkit.syncjobs import create_syncjob, events_of, set_spec, syncjob, wait_phase
+from testkit.waiting import eventually
+
+pytestmark = pytest.mark.cluster
+
+
+def demo(items: int = 20, unit_seconds: float = 0.1, **extra: Any) -> dict[str, Any]:
+    return {"task": "demo", "items": items, "unitSeconds": unit_seconds, **extra}
+
+
+async def progress_done(kube: KubeClient, ns: str, name: str) -> int:
+    body = await kube.get(SYNCJOBS, name, ns)
+    return int((body.get("status", {}).get("progress") or {}).get("done") or 0)
+
+
+async def jobs_of(kube: KubeClient, ns: str) -> list[dict[str, Any]]:
+    return list((await kube.list(JOBS, ns))["items"])
+
+
+async def test_syncjob_runs_to_succeeded_with_progress_and_events(
+        kube: KubeClient, namespace: str, operator: OperatorProcess) -> None:
+    await create_syncjob(kube, namespace, syncjob("q1", "quran", params=demo(10, 0.05)))
+    body = await wait_phase(kube, namespace, "q1", "Succeeded", timeout=90)
+    status = body["status"]
+    assert status["progress"]["done"] == 10
+    assert status["progress"]["percent"] == 100
+    assert status["startedAt"]
+    assert status["completedAt"]
+    assert status["observedGeneration"] == body["metadata"]["generation"]
+    assert status["attempts"] == 1
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Complete"]["status"] == "True"
+    assert conditions["Admitted"]["status"] == "True"
+    job = await kube.get(JOBS, status["jobRef"], namespace)
+    owner = job["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["controller"]) == ("SyncJob", "q1", True)
+    reasons = [e["reason"] for e in await events_of(kube, namespace, "q1")]
+    assert "Admitted" in reasons
+    assert "Completed" in reasons
+
+
+async def test_paused_pending_job_is_held_and_runs_after_resume(
+        kube: KubeClient, namespace: str, operator: OperatorProcess) -> None:
+    await create_syncjob(kube, namespace, syncjob("held", "hadith", paused=True,
+                                                  params=demo(5, 0.05)))
+    body = await wait_phase(kube, namespace, "held", "Paused", timeout=30)
+    assert body["status"].get("jobRef") is None
+    await asyncio.sleep(2)
+    assert await jobs_of(kube, namespace) == []
+    await set_spec(kube, namespace, "held", paused=False)
+    await wait_phase(kube, namespace, "held", "Succeeded", timeout=60)
+
+
+async def test_pause_then_resume_continues_from_checkpoint(
+        kube: KubeClient, namespace: str, operator: OperatorProcess) -> None:
+    await create_syncjob(kube, namespace, syncjob("long", "quran", params=demo(60, 0.2)))
+    await wait_phase(kube, namespace, "long", "Running", timeout=30)
+    await eventually(lambda: _done_at_least(kube, namespace, "long", 5), timeout=30,
+                     what="some progress")
+    requested = time.monotonic()
+    await set_spec(kube, namespace, "long", paused=True)
+    paused = await wait_phase(kube, namespace, "long", "Paused", timeout=30)
+    pause_latency = time.monotonic() - requested
+    done_at_pause = paused["status"]["progress"]["done"]
+    assert 5 <= done_at_pause < 60
+    conditions = {c["type"]: c for c in paused["status"]["conditions"]}
+    assert conditions["Paused"]["reason"] == "PausedAtCheckpoint"
+
+    async def no_pods() -> bool:
+        return not (await kube.list(PODS, namespace))["items"]
+
+    await eventually(no_pods, timeout=30, what="pod released while paused")
+    job = await kube.get(JOBS, paused["status"]["jobRef"], namespace)
+    assert job["spec"]["suspend"] is True
+
+    await set_spec(kube, namespace, "long", paused=False)
+    await wait_phase(kube, namespace, "long", "Running", timeout=30)
+    # The new pod starts from the checkpoint: progress never falls back below it.
+    seen: list[int] = []
+    for _ in range(20):
+        seen.append(await progress_done(kube, namespace, "long"))
+        await asyncio.sleep(0.1)
+    assert min(seen) >= done_at_pause
+    done = await wait_phase(kube, namespace, "long", "Succeeded", timeout=90)
+    assert done["status"]["progress"]["done"] == 60
+    assert done["status"]["result"]["resumedFrom"] == done_at_pause
+    print(f"pause took {pause_latency:.2f}s to show as Paused")
+
+
+async def _done_at_least(kube: KubeClient, ns: str, name: str, n: int) -> bool:
+    return await progress_done(kube, ns, name) >= n
+
+
+async def test_cancel_while_paused_ends_cancelled_without_a_pod(
+        kube: KubeClient, namespace: str, operator: OperatorProcess) -> None:
+    await create_syncjob(kube, namespace, syncjob("c1", "audio", params=demo(100, 0.2)))
+    await wait_phase(kube, namespace, "c1", "Running", timeout=30)
+    await set_spec(kube, namespace, "c1", paused=True)
+    await wait_phase(kube, namespace, "c1", "Paused", timeout=30)
+    await set_spec(kube, namespace, "c1", cancel=True)
+    body = await wait_phase(kube, namespace, "c1", "Cancelled", timeout=30)
+    assert body["status"]["cancelledAt"]
+    assert {c["type"]: c for c in body["status"]["conditions"]}["Cancelled"]["reason"] \
+        == "CancelledByUser"
+
+
+async def test_cooperative_cancel_of_a_running_job(
+        kube: KubeClient, namespace: str, operator: OperatorProcess) -> None:
+    await create_syncjob(kube, namespace, syncjob("c2", "finance", params=demo(100, 0.2)))
+    await wait_phase(kube, namespace, "c2", "Running", timeout=30)
+    await eventually(lambda: _done_at_least(kube, namespace, "c2", 2), timeout=30,
+                     what="progress")
+    await set_spec(kube, namespace, "c2", cancel=True)
+    body = await wait_phase(kube, namespace, "c2", "Cancelled", timeout=30)
+    reason = {c["type"]: c for c in body["status"]["conditions"]}["Cancelled"]["reason"]
+    assert reason == "CancelledByUser"
+
+    async def no_pods() -> bool:
+        return not (await kube.list(PODS, namespace))["items"]
+
+    await eventually(no_pods, timeout=30, what="pod gone after cancel")
+
+
+async def test_forced_cancel_of_a_runner_that_ignores_the_flag(
+        kube: KubeClient, namespace: str, operator: OperatorProcess) -> None:
+    await create_syncjob(kube, namespace, syncjob(
+        "stubborn", "prayer", params=demo(1000, 0.1, ignoreStop=True)))
+    await wait_phase(kube, namespace, "stubborn", "Running", timeout=30)
+    await eventually(lambda: _done_at_least(kube, namespace, "stubborn", 2), timeout=30,
+                     what="progress")
+    await set_spec(kube, namespace, "stubborn", cancel=True)
+    await wait_phase(kube, namespace, "stubborn", "Cancelling", timeout=15)
+    body = await wait_phase(kube, namespace, "stubborn", "Cancelled", timeout=40)
+    reason = {c["type"]: c for c in body["status"]["conditions"]}["Cancelled"]["reason"]
+    assert reason == "ForcedCancel"
+
+    async def no_pods() -> bool:
+        return not (await kube.list(PODS, namespace))["items"]
+
+    # The runner ignores SIGTERM too: the kubelet kills it after the grace period.
+    await eventually(no_pods, timeout=40, what="stubborn pod killed")
+    warnings = [e for e in await events_of(kube, namespace, "stubborn")
+                if e["type"] == "Warning"]
+    assert any(e["reason"] == "ForcedCancel" for e in warnings)
+
+
+async def test_delete_while_running_stops_the_pod_and_removes_the_job(
+        kube: KubeClient, namespace: str, operator: OperatorProcess) -> None:
+    await create_syncjob(kube, namespace, syncjob("gone", "quran", params=demo(200, 0.2)))
+    running = await wait_phase(kube, namespace, "gone", "Running", timeout=30)
+    assert "sync.jobcontrol.io/finalizer" in running["metadata"]["finalizers"]
+
+    async def has_pod() -> bool:
+        return bool((await kube.list(PODS, namespace))["items"])
+
+    await eventually(has_pod, timeout=30, what="pod")
+    await kube.delete(SYNCJOBS, "gone", namespace)
+
+    async def all_gone() -> bool:
+        sj = await kube.get_or_none(SYNCJOBS, "gone", namespace)
+        return sj is None and not await jobs_of(kube, namespace) and not (
+            await kube.list(PODS, namespace))["items"]
+
+    await eventually(all_gone, timeout=60, what="SyncJob, Job and pod gone")
+
+
+async def test_retry_after_a_pod_failure_resumes_and_succeeds(
+        kube: KubeClient, namespace: str, operator: OperatorProcess) -> None:
+    await create_syncjob(kube, namespace, syncjob(
+        "flaky", "hadith", retryAttempts=2, params=demo(10, 0.05, failAt=5)))
+    body = await wait_phase(kube, namespace, "flaky", "Succeeded", timeout=90)
+    assert body["status"]["attempts"] == 2
+    assert body["status"]["progress"]["done"] == 10
+
+
+async def test_fatal_failure_is_not_retried(
+        kube: KubeClient, namespace: str, operator: OperatorProcess) -> None:
+    await create_syncjob(kube, namespace, syncjob(
+        "fatal", "hadith", retryAttempts=3, params=demo(10, 0.05, fatal=True)))
+    body = await wait_phase(kube, namespace, "fatal", "Failed", timeout=60)
+    assert body["status"]["attempts"] == 1
+    assert body["status"]["error"]
+
+
+async def test_timeout_fails_the_job_with_deadline_exceeded(
+        kube: KubeClient, namespace: str, operator: OperatorProcess) -> None:
+    await create_syncjob(kube, namespace, syncjob(
+        "slow", "finance", timeoutMinutes=1, params=demo(1000, 0.2)))
+    body = await wait_phase(kube, namespace, "slow", "Failed", timeout=120)
+    failed = {c["type"]: c for c in body["status"]["conditions"]}["Failed"]
+    assert failed["reason"] == "DeadlineExceeded"
+
+
+async def test_long_quran_job_does_not_block_two_prayer_jobs(
+        kube: KubeClient, namespace: str, operator: OperatorProcess) -> None:
+    await create_syncjob(kube, namespace, syncjob("quran-long", "quran",
+                                                  params=demo(400, 0.2)))
+    await wait_phase(kube, namespace, "quran-long", "Running", timeout=30)
+    await create_syncjob(kube, namespace, syncjob("quran-next", "quran", priority=1,
+                                                  params=demo(5, 0.05)))
+    for n in (1, 2):
+        await create_syncjob(kube, namespace, syncjob(f"prayer-{n}", "prayer", priority=5,
+                                                      params=demo(5, 0.05)))
+    for n in (1, 2):
+        await wait_phase(kube, namespace, f"prayer-{n}", "Succeeded", timeout=60)
+    queued = await wait_phase(kube, namespace, "quran-next", "Queued", timeout=5)
+    admitted = {c["type"]: c for c in queued["status"]["conditions"]}["Admitted"]
+    assert admitted["status"] == "False"
+    assert "type quran at its limit 1/1" in admitted["message"]
+    await set_spec(kube, namespace, "quran-long", cancel=True)
+    await wait_phase(kube, namespace, "quran-next", "Succeeded", timeout=60)
+
+
+async def test_priority_change_reorders_the_queue(
+        kube: KubeClient, namespace: str, operator: OperatorProcess) -> None:
+    await create_syncjob(kube, namespace, syncjob("blocker", "audio", params=demo(400, 0.2)))
+    await wait_phase(kube, namespace, "blocker", "Running", timeout=30)
+    await create_syncjob(kube, namespace, syncjob("first", "audio", priority=3,
+                                                  params=demo(3, 0.05)))
+    await create_syncjob(kube, namespace, syncjob("second", "audio", priority=5,
+                                                  params=demo(3, 0.05)))
+    await wait_phase(kube, namespace, "second", "Queued", timeout=10)
+    await set_spec(kube, namespace, "second", priority=1)
+
+    async def second_is_first_in_line() -> bool:
+        body = await kube.get(SYNCJOBS, "second", namespace)
+        conds = {c["type"]: c for c in body["status"].get("conditions", [])}
+        return "position 1 in the queue" in conds.get("Admitted", {}).get("message", "")
+
+    await eventually(second_is_first_in_line, timeout=15, what="second at position 1")
+    await set_spec(kube, namespace, "blocker", cancel=True)
+    second = await wait_phase(kube, namespace, "second", "Succeeded", timeout=60)
+    first = await wait_phase(kube, namespace, "first", "Succeeded", timeout=60)
+    assert second["status"]["startedAt"] <= first["status"]["startedAt"]
+    assert second["status"]["completedAt"] <= first["status"]["startedAt"]
+
+
+async def test_operator_killed_and_restarted_mid_run_loses_nothing(
+        kube: KubeClient, namespace: str, operator: OperatorProcess) -> None:
+    await create_syncjob(kube, namespace, syncjob("survivor", "quran", params=demo(40, 0.15)))
+    await wait_phase(kube, namespace, "survivor", "Running", timeout=30)
+    await eventually(lambda: _done_at_least(kube, namespace, "survivor", 3), timeout=30,
+                     what="progress")
+    operator.kill()
+    await asyncio.sleep(2)
+    operator.start()
+    # The restarted operator catches up from the resources and Redis.
+    await eventually(lambda: _done_at_least(kube, namespace, "survivor", 20), timeout=30,
+                     what="progress after restart")
+    body = await wait_phase(kube, namespace, "survivor", "Succeeded", timeout=60)
+    assert body["status"]["attempts"] == 1
+    assert len(await jobs_of(kube, namespace)) == 1
+    started = [e for e in await events_of(kube, namespace, "survivor")
+               if e["reason"] == "Admitted"]
+    assert len(started) == 1
+
+
+async def test_duplicate_dedup_key_ends_as_duplicate_of_the_active_job(
+        kube: KubeClient, namespace: str, operator: OperatorProcess) -> None:
+    await create_syncjob(kube, namespace, syncjob("orig", "prayer", dedupKey="prayer-2026",
+                                                  params=demo(100, 0.2)))
+    await wait_phase(kube, namespace, "orig", "Running", "Queued", timeout=30)
+    await create_syncjob(kube, namespace, syncjob("dup", "prayer", dedupKey="prayer-2026",
+                                                  params=demo(5, 0.05)))
+    body = await wait_phase(kube, namespace, "dup", "Cancelled", timeout=30)
+    assert body["status"]["duplicateOf"] == "orig"
+    reason = {c["type"]: c for c in body["status"]["conditions"]}["Cancelled"]["reason"]
+    assert reason == "Duplicate"
