@@ -46,5 +46,4 @@ async def job_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.event(*SYNCSCHEDULE.kopf)
 async def schedule_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    # maxConcurrency of a schedule is a per-type limit: re-run admission.
-    memo["runtime"].admitter.kick()
+    memo["runtime"].on_schedule(dict(body))

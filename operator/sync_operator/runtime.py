@@ -11,17 +11,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import uuid
 from typing import Any
 
+import aiohttp
 from sync_runner.contract import RunnerStatus
 
 from sync_operator.admitter import AdmissionGate, Admitter
+from sync_operator.api.common import SYNCJOBS, SYNCSCHEDULES
 from sync_operator.events import EventRecorder
-from sync_operator.kube import KubeClient, load_connection
+from sync_operator.kube import ApiError, KubeClient, load_connection
+from sync_operator.leader import LeaderElector
 from sync_operator.manifests import JobSettings
 from sync_operator.progress import ProgressRelay
 from sync_operator.reconciler import Reconciler
 from sync_operator.runner_link import RunnerLink
+from sync_operator.schedule_reconciler import ScheduleReconciler
+from sync_operator.scheduling import Clock, SystemClock
 from sync_operator.settings import OperatorSettings
 from sync_operator.statemachine import Timeouts
 from sync_operator.workqueue import WorkQueue
@@ -31,10 +37,13 @@ Key = tuple[str, str]
 
 
 class Runtime:
-    def __init__(self, settings: OperatorSettings, client: KubeClient | None = None) -> None:
+    def __init__(self, settings: OperatorSettings, client: KubeClient | None = None,
+                 clock: Clock | None = None) -> None:
         self.settings = settings
-        self.identity = f"{settings.identity}@{socket.gethostname()}"
+        self.clock = clock or SystemClock()
+        self.identity = f"{settings.identity}@{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
         self.client = client or KubeClient(load_connection())
+        self.schedule_queue: WorkQueue[Key] = WorkQueue()
         self.link = RunnerLink(settings.redis_url)
         self.queue: WorkQueue[Key] = WorkQueue()
         self.gate = AdmissionGate()
@@ -52,14 +61,27 @@ class Runtime:
                         termination_grace_seconds=settings.runner_grace_seconds,
                         service_account_name=settings.runner_service_account),
             Timeouts(settings.pause_grace_seconds, settings.cancel_grace_seconds),
-            settings.identity, on_capacity_change=self.admitter.kick)
+            settings.identity, on_capacity_change=self.admitter.kick,
+            clock=lambda: self.clock.now().replace(microsecond=0))
+        self.schedules = ScheduleReconciler(self.client, self.recorder, self.clock.now)
+        self.elector = LeaderElector(
+            self.client, settings.lease_namespace, settings.lease_name, self.identity,
+            lease_duration=settings.lease_duration_seconds,
+            renew_deadline=settings.lease_renew_deadline_seconds,
+            retry_period=settings.lease_retry_period_seconds)
         self._tasks: list[asyncio.Task[Any]] = []
+        self._leading = False
 
     # -- events from kopf ---------------------------------------------------------------
 
     def on_syncjob(self, body: dict[str, Any]) -> None:
         meta = body.get("metadata", {})
         self.queue.add((meta["namespace"], meta["name"]))
+
+    def on_schedule(self, body: dict[str, Any]) -> None:
+        meta = body.get("metadata", {})
+        self.schedule_queue.add((meta["namespace"], meta["name"]))
+        self.admitter.kick()  # a schedule's maxConcurrency is its type's limit
 
     def on_job(self, body: dict[str, Any]) -> None:
         meta = body.get("metadata", {})
@@ -69,14 +91,53 @@ class Runtime:
 
     # -- lifecycle --------------------------------------------------------------------
 
+    @property
+    def leading(self) -> bool:
+        return self._leading
+
     async def start(self) -> None:
-        for n in range(self.settings.workers):
-            self._spawn(self.queue.run_worker(self.reconciler.reconcile, self._on_error),
-                        f"worker-{n}")
-        self._spawn(self.admitter.run(), "admitter")
-        self._spawn(self.relay.run(), "progress-relay")
-        self._spawn(self.link.follow(self._on_runner_status), "redis-follower")
-        self.admitter.kick()
+        """Campaign for the Lease (or lead at once without election)."""
+        self._leading = False
+        if self.settings.leader_election:
+            self._spawn(self.elector.run(self._lead), "leader-election")
+        else:
+            self._spawn(self._lead(), "lead")
+
+    async def _lead(self) -> None:
+        """Everything that acts; runs only while this replica holds the Lease."""
+        log.info("%s is leading", self.identity)
+        self._leading = True
+        try:
+            await self.resync()
+            work = [self.queue.run_worker(self.reconciler.reconcile, self._on_error)
+                    for _ in range(self.settings.workers)]
+            work.append(self.schedule_queue.run_worker(self.schedules.reconcile,
+                                                       self._on_error))
+            work += [self.admitter.run(), self.relay.run(),
+                     self.link.follow(self._on_runner_status)]
+            self.admitter.kick()
+            await asyncio.gather(*work)
+        finally:
+            self._leading = False
+            log.info("%s stopped leading", self.identity)
+
+    async def resync(self) -> None:
+        """Enqueue every object: a new leader looks at everything once (retried until the
+        API server answers, e.g. while a CRD's storage is still initialising)."""
+        ns, delay = self.settings.namespace, 0.2
+        while True:
+            try:
+                jobs = (await self.client.list(SYNCJOBS, ns))["items"]
+                schedules = (await self.client.list(SYNCSCHEDULES, ns))["items"]
+                break
+            except (ApiError, aiohttp.ClientError, TimeoutError, OSError) as err:
+                log.warning("resync failed, retrying in %.1fs: %s", delay, err)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        for job in jobs:
+            self.on_syncjob(job)
+        for schedule in schedules:
+            self.on_schedule(schedule)
 
     def _spawn(self, coro: Any, name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=name))

@@ -50,4 +50,7 @@ class OperatorSettings(BaseSettings):
     leader_election: bool = Field(default=True)
     lease_namespace: str = Field(default="default")
     lease_name: str = Field(default="sync-operator")
+    lease_duration_seconds: float = Field(default=15.0, gt=0)
+    lease_renew_deadline_seconds: float = Field(default=10.0, gt=0)
+    lease_retry_period_seconds: float = Field(default=2.0, gt=0)
     metrics_port: int = Field(default=8080, ge=0, description="0 disables the metrics server.")

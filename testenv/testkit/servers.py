@@ -54,6 +54,12 @@ class PostgresServer:
         data = self.root / "data"
         self.root.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
+            # postgres runs as its own user: it must be able to reach its directory,
+            # which may sit under root-only temporary directories.
+            for parent in self.root.parents:
+                if parent == Path("/"):
+                    break
+                parent.chmod(parent.stat().st_mode | 0o001)
             shutil.chown(self.root, "postgres", "postgres")
         if not data.exists():
             subprocess.run(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from sync_operator.mirror import (
     upgrade,
 )
 from sync_operator.mirror.models import Base
+from sync_operator.mirror.schema import migrations_dir
 from sync_operator.mirror.urls import sync_url
 
 REPO = Path(__file__).resolve().parents[2]
@@ -155,6 +157,22 @@ def test_migration_creates_exactly_what_the_models_declare(database_url: str) ->
         engine.dispose()
 
     assert diff == []
+
+
+def test_migrations_directory_can_be_given_by_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    shipped = head_revision()
+    # As in an image that copies migrations/ somewhere of its own.
+    copied = shutil.copytree(REPO / "migrations", tmp_path / "migrations",
+                             ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setenv("SYNC_MIGRATIONS_DIR", str(copied))
+    assert migrations_dir() == copied
+    assert head_revision() == shipped
+
+    monkeypatch.setenv("SYNC_MIGRATIONS_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match="set SYNC_MIGRATIONS_DIR"):
+        head_revision()
 
 
 def _alembic(*args: str, env: dict[str, str] | None = None) -> str:

@@ -89,6 +89,25 @@ async def test_newer_snapshot_updates_the_control_row(store: MirrorStore,
     assert row["updated_at"] >= row["created_at"]
 
 
+async def test_status_change_without_audit_entry_applies_by_newer_resource_version(
+    store: MirrorStore, migrated_url: str,
+) -> None:
+    mirror = append_entry(None, "started", "system", "Running", None, AT)
+
+    def at_version(version: int, percent: float) -> JobSnapshot:
+        body = _job(mirror, "Running", progress={"percent": percent})
+        body["metadata"]["resourceVersion"] = str(version)
+        return JobSnapshot.from_body(body)
+
+    for version, percent in ((10, 5.0), (12, 30.0), (11, 20.0), (12, 99.0)):
+        await store.apply_job(at_version(version, percent), pending_entries(mirror))
+
+    [row] = await _control(migrated_url)
+    # 11 came late and 12 twice: the first body at resourceVersion 12 stands.
+    assert (row["progress_percentage"], row["last_seq"], row["resource_version"]) == (
+        30.0, 1, 12)
+
+
 async def test_audit_rows_keep_performed_by(store: MirrorStore, migrated_url: str) -> None:
     mirror = None
     for action, who in (("pause", "alice"), ("resume", "bob"),
@@ -112,7 +131,8 @@ async def test_audit_rows_keep_performed_by(store: MirrorStore, migrated_url: st
 async def test_deleting_a_job_is_recorded_once_and_its_first_time_kept(
     store: MirrorStore, migrated_url: str,
 ) -> None:
-    mirror = append_entry(None, "cancelled", "system", "Cancelled", None, AT)
+    mirror = append_entry(None, "cancel", "alice", "Cancelling", None, AT)
+    mirror = append_entry(mirror, "cancelled", "system", "Cancelled", None, AT)
     snapshot = JobSnapshot.from_body(_job(mirror, "Cancelled"))
 
     await store.mark_job_deleted(snapshot, pending_entries(mirror), deleted_at=AT,
@@ -124,7 +144,8 @@ async def test_deleting_a_job_is_recorded_once_and_its_first_time_kept(
 
     assert [(r["action"], r["performed_by"], r["idempotency_key"])
             for r in await _audit(migrated_url)] == [
-        ("cancelled", "system", "uid-1:1"), ("delete", "alice", "uid-1:deleted")]
+        ("cancel", "alice", "uid-1:1"), ("cancelled", "system", "uid-1:2"),
+        ("delete", "alice", "uid-1:deleted")]
     [row] = await _control(migrated_url)
     assert (row["status"], row["deleted_at"]) == ("Cancelled", AT)
 

@@ -15,7 +15,6 @@ from sync_operator.mirror import (
     MirrorStore,
     MirrorWriter,
     append_entry,
-    bump_seq,
     drained,
 )
 from sync_operator.mirror.store import is_connection_error
@@ -35,6 +34,7 @@ class Resources:
     def __init__(self) -> None:
         self.bodies: dict[str, dict[str, Any]] = {}
         self.ticks = 0
+        self.revision = 100
         self.drains: list[tuple[str, int]] = []
 
     def _now(self) -> datetime:
@@ -47,16 +47,23 @@ class Resources:
         body = copy.deepcopy(self.bodies.get(uid) or job_body(uid, f"job-{uid}"))
         body["spec"].update(spec or {})
         body["status"].update(status, phase=phase)
-        current = body["status"].get("mirror")
-        body["status"]["mirror"] = (
-            bump_seq(current) if action is None
-            else append_entry(current, action, actor, phase, {"tick": self.ticks}, self._now()))
-        self.bodies[uid] = body
+        if action is not None:
+            body["status"]["mirror"] = append_entry(
+                body["status"].get("mirror"), action, actor, phase, {"tick": self.ticks},
+                self._now())
+        self._written(body)
         return copy.deepcopy(body)
 
+    def _written(self, body: dict[str, Any]) -> None:
+        """Store a body as the API server does: with the next resourceVersion."""
+        self.revision += 1
+        body["metadata"]["resourceVersion"] = str(self.revision)
+        self.bodies[body["metadata"]["uid"]] = body
+
     async def drain(self, key: MirrorKey, seq: int) -> None:
-        status = self.bodies[key.uid]["status"]
-        status["mirror"] = drained(status["mirror"], seq)
+        body = self.bodies[key.uid]
+        body["status"]["mirror"] = drained(body["status"]["mirror"], seq)
+        self._written(body)
         self.drains.append((key.uid, seq))
 
     def pending(self) -> int:
@@ -105,7 +112,8 @@ async def _mirror_rows(url: str) -> tuple[list[dict[str, Any]], list[dict[str, A
     control = await fetch(url, "SELECT * FROM sync_job_control ORDER BY job_uid")
     audit = await fetch(url, "SELECT * FROM sync_job_audit_logs ORDER BY idempotency_key")
     for row in control:
-        for column in ("id", "created_at", "updated_at"):
+        # resource_version depends on when the drains happened, so it differs between runs.
+        for column in ("id", "created_at", "updated_at", "resource_version"):
             del row[column]
     for row in audit:
         del row["id"]
@@ -157,7 +165,7 @@ async def test_writer_catches_up_after_postgres_restart_with_exactly_the_rows_of
     assert (control, audit) == await _mirror_rows(second_migrated_url)
     assert len(audit) == len(JOBS) * AUDITED_PER_JOB
     assert {(row["status"], row["progress_percentage"], row["priority"], row["last_seq"])
-            for row in control} == {("Succeeded", 100.0, 1, len(LIFECYCLE))}
+            for row in control} == {("Succeeded", 100.0, 1, AUDITED_PER_JOB)}
 
 
 async def test_writer_coalesces_queued_bodies_without_losing_their_entries(
@@ -216,17 +224,32 @@ async def test_writer_records_a_deletion_at_once_and_forgets_the_queued_body(
     store = MirrorStore(migrated_url)
     writer = MirrorWriter(store, resources.drain)
     body = resources.record("uid-1", "cancelled", "alice", "Cancelled")
-    writer.submit_job(body)
+    writer.notify(body)
+    body["metadata"]["deletionTimestamp"] = "2026-01-01T03:00:00Z"
 
-    seq = await writer.delete_job(body, deleted_at=AT, performed_by="alice")
+    await writer.record_deletion(body, "alice")
 
-    assert seq == 1
     assert writer.stats.pending == 0
     await store.close()
     rows = await fetch(migrated_url,
                        "SELECT action, performed_by FROM sync_job_audit_logs ORDER BY id")
     assert rows == [{"action": "cancelled", "performed_by": "alice"},
                     {"action": "delete", "performed_by": "alice"}]
+    [control] = await fetch(migrated_url, "SELECT status, deleted_at FROM sync_job_control")
+    assert control == {"status": "Cancelled", "deleted_at": AT}
+
+
+async def test_an_unreadable_body_is_counted_and_not_raised_into_the_reconciler(
+    migrated_url: str,
+) -> None:
+    store = MirrorStore(migrated_url)
+    writer = MirrorWriter(store)
+    body = job_body("uid-1", "job", status={"mirror": {"seq": 1, "pending": [{"seq": 1}]}})
+
+    writer.notify(body)
+
+    await store.close()
+    assert (writer.stats.rejected_total, writer.stats.pending) == (1, 0)
 
 
 async def test_deleting_while_postgres_is_unreachable_raises_so_the_finalizer_retries(

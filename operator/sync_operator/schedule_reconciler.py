@@ -1,0 +1,218 @@
+"""Reconciles one SyncSchedule: creates its SyncJobs on time, prunes their history,
+and reports the last and next runs.
+
+The tick decision itself is pure (scheduling/decision.py). What makes it safe
+is the deterministic job name of a tick: creating it twice answers 409, which
+means "already done", so a restart, a retried reconcile or a second replica can
+never start a tick twice. lastScheduleTime is written after the create, and a
+missed write is repaired on the next pass because the job already exists.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from sync_operator.api.common import (
+    API_VERSION,
+    SYNCJOBS,
+    SYNCSCHEDULES,
+    ConditionType,
+    Phase,
+    Reason,
+)
+from sync_operator.api.syncschedule import SyncScheduleSpec
+from sync_operator.conditions import format_time, set_condition
+from sync_operator.events import EventRecorder
+from sync_operator.kube import ApiError, KubeClient
+from sync_operator.scheduling import (
+    HistoryEntry,
+    ScheduleTiming,
+    TickAction,
+    TickReason,
+    decide_tick,
+    prune_history,
+    validate,
+)
+from sync_operator.statemachine import parse_time
+
+log = logging.getLogger(__name__)
+Key = tuple[str, str]
+Body = dict[str, Any]
+SCHEDULE_LABEL = "sync.jobcontrol.io/schedule"
+SCHEDULED_TIME_ANNOTATION = "sync.jobcontrol.io/scheduled-time"
+# Re-check a schedule at least this often even when its next tick is far away.
+MAX_SLEEP_SECONDS = 300.0
+
+
+def syncjob_for_tick(schedule: Body, spec: SyncScheduleSpec, name: str,
+                     scheduled: datetime) -> Body:
+    """The SyncJob a schedule creates for one tick (owned by the schedule)."""
+    meta = schedule["metadata"]
+    job_spec: Body = {
+        "jobType": spec.job_type.value, "priority": spec.priority,
+        "retryAttempts": spec.retry_attempts, "scheduleRef": meta["name"],
+        "params": dict(spec.job_template.params),
+    }
+    if spec.timeout_minutes is not None:
+        job_spec["timeoutMinutes"] = spec.timeout_minutes
+    if spec.job_template.dedup_key:
+        job_spec["dedupKey"] = spec.job_template.dedup_key
+    return {
+        "apiVersion": API_VERSION, "kind": "SyncJob",
+        "metadata": {
+            "name": name, "namespace": meta["namespace"],
+            "labels": {SCHEDULE_LABEL: meta["name"]},
+            "annotations": {SCHEDULED_TIME_ANNOTATION: format_time(scheduled)},
+            "ownerReferences": [{
+                "apiVersion": API_VERSION, "kind": "SyncSchedule", "name": meta["name"],
+                "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True}],
+        },
+        "spec": job_spec,
+    }
+
+
+class ScheduleReconciler:
+    def __init__(self, client: KubeClient, recorder: EventRecorder,
+                 clock: Callable[[], datetime], *,
+                 on_change: Callable[[Body], None] = lambda body: None) -> None:
+        self.client = client
+        self.recorder = recorder
+        self.clock = clock
+        self.on_change = on_change
+        self.created = 0
+
+    async def reconcile(self, key: Key) -> float | None:
+        namespace, name = key
+        schedule = await self.client.get_or_none(SYNCSCHEDULES, name, namespace)
+        if schedule is None or schedule["metadata"].get("deletionTimestamp"):
+            return None
+        now = self.clock()
+        status: Body = dict(schedule.get("status") or {})
+        generation = int(schedule["metadata"].get("generation", 1))
+        try:
+            spec = SyncScheduleSpec.model_validate(schedule.get("spec") or {})
+            validate(spec.schedule, spec.time_zone)
+        except (ValidationError, ValueError) as err:
+            reason = Reason.INVALID_TIME_ZONE if "zone" in str(err).lower() \
+                else Reason.INVALID_SCHEDULE
+            status["conditions"] = set_condition(
+                status.get("conditions"), ConditionType.READY, False, reason, str(err)[:1024],
+                generation, now)
+            status["observedGeneration"] = generation
+            await self._write_status(schedule, status)
+            return None
+
+        jobs = (await self.client.list(SYNCJOBS, namespace,
+                                       label_selector=f"{SCHEDULE_LABEL}={name}"))["items"]
+        active = [j for j in jobs if not _phase(j).is_terminal
+                  and not j["metadata"].get("deletionTimestamp")]
+        decision = decide_tick(
+            name, ScheduleTiming.from_spec(spec),
+            created_at=parse_time(schedule["metadata"]["creationTimestamp"]) or now,
+            last_schedule_time=parse_time(status.get("lastScheduleTime")), now=now,
+            active_jobs=[j["metadata"]["name"] for j in active])
+
+        if decision.action == TickAction.CREATE and decision.job_name \
+                and decision.scheduled_time:
+            for victim in decision.cancel:
+                await self.client.patch(SYNCJOBS, victim, {"spec": {"cancel": True}}, namespace)
+                await self.recorder.record(schedule, "Replaced",
+                                           f"cancelled {victim} to start the next run")
+            created = await self._create(schedule, spec, decision.job_name,
+                                         decision.scheduled_time)
+            status["lastScheduleTime"] = format_time(decision.scheduled_time)
+            if created is not None:
+                active = [j for j in active if j["metadata"]["name"] not in decision.cancel]
+                active.append(created)
+        elif decision.action == TickAction.SKIP and decision.scheduled_time:
+            status["lastScheduleTime"] = format_time(decision.scheduled_time)
+            missed = decision.reason == TickReason.MISSED_DEADLINE
+            await self.recorder.record(
+                schedule, Reason.MISSED_SCHEDULE if missed else Reason.CONCURRENCY_FORBIDDEN,
+                f"skipped the run of {format_time(decision.scheduled_time)}: "
+                + ("past startingDeadlineSeconds" if missed
+                   else "concurrencyPolicy Forbid and a job is still active"),
+                warning=True)
+        elif decision.reason == TickReason.ALREADY_STARTED and decision.scheduled_time:
+            status["lastScheduleTime"] = format_time(decision.scheduled_time)
+        if decision.too_many_missed:
+            await self.recorder.record(
+                schedule, "TooManyMissedTimes",
+                "too many missed start times: set or decrease startingDeadlineSeconds or "
+                "check clock skew", warning=True)
+
+        await self._prune(namespace, jobs, spec)
+        succeeded = [parse_time(j.get("status", {}).get("completedAt")) for j in jobs
+                     if _phase(j) == Phase.SUCCEEDED]
+        last_success = max((t for t in succeeded if t), default=None)
+        if last_success is not None:
+            previous = parse_time(status.get("lastSuccessfulTime"))
+            if previous is None or last_success > previous:
+                status["lastSuccessfulTime"] = format_time(last_success)
+        status["active"] = [{"name": j["metadata"]["name"], "uid": j["metadata"].get("uid")}
+                            for j in active]
+        status["activeCount"] = len(active)
+        if decision.next_schedule_time and not spec.suspend:
+            status["nextScheduleTime"] = format_time(decision.next_schedule_time)
+        else:
+            status.pop("nextScheduleTime", None)
+        ready_reason = Reason.SUSPENDED if spec.suspend else Reason.SCHEDULED
+        ready_message = "suspended: no new jobs are created" if spec.suspend else (
+            f"next run at {status.get('nextScheduleTime')}")
+        status["conditions"] = set_condition(
+            status.get("conditions"), ConditionType.READY, not spec.suspend, ready_reason,
+            ready_message, generation, now)
+        status["observedGeneration"] = generation
+        await self._write_status(schedule, status)
+        if spec.suspend or decision.next_schedule_time is None:
+            return MAX_SLEEP_SECONDS
+        wait = (decision.next_schedule_time - now) / timedelta(seconds=1)
+        return max(0.05, min(wait, MAX_SLEEP_SECONDS))
+
+    async def _create(self, schedule: Body, spec: SyncScheduleSpec, name: str,
+                      scheduled: datetime) -> Body | None:
+        body = syncjob_for_tick(schedule, spec, name, scheduled)
+        try:
+            created: Body = await self.client.create(SYNCJOBS, body,
+                                                      schedule["metadata"]["namespace"])
+        except ApiError as err:
+            if err.conflict:  # this tick's job exists: the tick was already acted on
+                return None
+            raise
+        self.created += 1
+        await self.recorder.record(schedule, "SuccessfulCreate",
+                                   f"created SyncJob {name} for {format_time(scheduled)}")
+        return created
+
+    async def _prune(self, namespace: str, jobs: list[Body], spec: SyncScheduleSpec) -> None:
+        history = [HistoryEntry(j["metadata"]["name"], _phase(j).value,
+                                parse_time(j.get("status", {}).get("completedAt")))
+                   for j in jobs if _phase(j).is_terminal]
+        for name in prune_history(history, spec.successful_jobs_history_limit,
+                                  spec.failed_jobs_history_limit):
+            await self.client.delete(SYNCJOBS, name, namespace)
+
+    async def _write_status(self, schedule: Body, status: Body) -> None:
+        old = schedule.get("status") or {}
+        if status == old:
+            return
+        patch: Body = {k: v for k, v in status.items() if old.get(k) != v}
+        for removed in set(old) - set(status):
+            patch[removed] = None
+        meta = schedule["metadata"]
+        updated: Body = await self.client.patch(
+            SYNCSCHEDULES, meta["name"], {"status": patch}, meta["namespace"],
+            subresource="status")
+        self.on_change(updated)
+
+
+def _phase(job: Body) -> Phase:
+    try:
+        return Phase(job.get("status", {}).get("phase") or Phase.PENDING)
+    except ValueError:
+        return Phase.PENDING
