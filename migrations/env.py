@@ -15,6 +15,7 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import create_engine, pool, text
 from sqlalchemy.engine import URL
+
 from sync_operator.mirror.models import Base
 from sync_operator.mirror.urls import sync_url
 

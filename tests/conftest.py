@@ -11,15 +11,18 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+
 from sync_operator.kube import KubeClient, load_connection
 from sync_operator.kube.resources import NAMESPACES
 from testkit.cluster import LocalCluster
+from testkit.operator import OperatorProcess
 from testkit.servers import PostgresServer, RedisServer
+from testkit.syncjobs import install_crds
 
 REPO = Path(__file__).resolve().parent.parent
 # Image name -> the local command a pod of that image runs (the process kubelet's table).
@@ -120,3 +123,47 @@ def kubectl_env(cluster: LocalCluster, work_root: Path) -> dict[str, str]:
     env["PATH"] = f"{bin_dir}:{Path(sys.executable).parent}:{env.get('PATH', '')}"
     env["KUBECONFIG"] = str(cluster.admin_kubeconfig)
     return env
+
+
+# -- The operator (shared by tests/operator and tests/cli) ------------------------------
+
+OperatorFactory = Callable[..., OperatorProcess]
+
+
+@pytest.fixture(scope="session")
+async def crds(kube: KubeClient) -> list[str]:
+    return await install_crds(kube)
+
+
+@pytest.fixture
+def start_operator(cluster: LocalCluster, redis_server: RedisServer, crds: list[str],
+                   namespace: str, tmp_path: Path) -> Iterator[OperatorFactory]:
+    """Start the operator for this test's namespace; settings may be overridden."""
+    started: list[OperatorProcess] = []
+
+    def start(**overrides: str) -> OperatorProcess:
+        settings = {
+            "namespace": namespace,
+            "redis_url": redis_server.url,
+            "runner_image": "registry.local/sync-runner:test",
+            "runner_grace_seconds": "10",
+            "pause_grace_seconds": "20",
+            "cancel_grace_seconds": "5",
+            "admission_interval_seconds": "2",
+            "lease_namespace": namespace,
+            **overrides,
+        }
+        op = OperatorProcess(cluster.admin_kubeconfig, tmp_path / f"operator-{len(started)}.log",
+                             settings)
+        op.start()
+        started.append(op)
+        return op
+
+    yield start
+    for op in started:
+        op.stop()
+
+
+@pytest.fixture
+async def operator(start_operator: OperatorFactory) -> AsyncIterator[OperatorProcess]:
+    return start_operator()

@@ -15,6 +15,9 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from sync_operator.api.common import API_VERSION, GROUP, SYNCJOB
+from sync_operator.api.syncjob import SyncJobSpec
 from sync_runner.contract import (
     ENV_DATABASE_URL,
     ENV_JOB_NAME,
@@ -26,9 +29,6 @@ from sync_runner.contract import (
     ENV_REDIS_URL,
     ExitCode,
 )
-
-from sync_operator.api.common import API_VERSION, GROUP, SYNCJOB
-from sync_operator.api.syncjob import SyncJobSpec
 
 MANAGED_BY = "sync-operator"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"

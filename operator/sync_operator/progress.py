@@ -14,11 +14,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sync_runner.contract import RunnerState, RunnerStatus
-
 from sync_operator.api.common import SYNCJOBS
 from sync_operator.kube import ApiError, KubeClient
 from sync_operator.statemachine import progress_status
+from sync_runner.contract import RunnerState, RunnerStatus
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pydantic import ValidationError
-from sync_runner.contract import Control
 
 from sync_operator.admitter import AdmissionGate
 from sync_operator.api.common import SYNCJOBS, Phase
@@ -36,6 +35,7 @@ from sync_operator.statemachine import (
     Timeouts,
     decide,
 )
+from sync_runner.contract import Control
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]

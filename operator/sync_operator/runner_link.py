@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 from redis.exceptions import RedisError
+
 from sync_runner.contract import (
     CONTROL_FIELD,
     EVENTS_PATTERN,

@@ -12,10 +12,10 @@ import asyncio
 import logging
 import socket
 import uuid
+from collections.abc import Coroutine
 from typing import Any
 
 import aiohttp
-from sync_runner.contract import RunnerStatus
 
 from sync_operator.admitter import AdmissionGate, Admitter
 from sync_operator.api.common import SYNCJOBS, SYNCSCHEDULES
@@ -31,6 +31,7 @@ from sync_operator.scheduling import Clock, SystemClock
 from sync_operator.settings import OperatorSettings
 from sync_operator.statemachine import Timeouts
 from sync_operator.workqueue import WorkQueue
+from sync_runner.contract import RunnerStatus
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
@@ -109,13 +110,16 @@ class Runtime:
         self._leading = True
         try:
             await self.resync()
-            work = [self.queue.run_worker(self.reconciler.reconcile, self._on_error)
-                    for _ in range(self.settings.workers)]
-            work.append(self.schedule_queue.run_worker(self.schedules.reconcile,
-                                                       self._on_error))
-            work += [self.admitter.run(), self.relay.run(),
-                     self.link.follow(self._on_runner_status)]
-            self.admitter.kick()
+            work: list[Coroutine[Any, Any, None]] = []
+            if "syncjobs" in self.settings.controllers:
+                work += [self.queue.run_worker(self.reconciler.reconcile, self._on_error)
+                         for _ in range(self.settings.workers)]
+                work += [self.admitter.run(), self.relay.run(),
+                         self.link.follow(self._on_runner_status)]
+                self.admitter.kick()
+            if "schedules" in self.settings.controllers:
+                work.append(self.schedule_queue.run_worker(self.schedules.reconcile,
+                                                           self._on_error))
             await asyncio.gather(*work)
         finally:
             self._leading = False

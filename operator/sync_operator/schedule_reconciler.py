@@ -85,9 +85,11 @@ class ScheduleReconciler:
         self.clock = clock
         self.on_change = on_change
         self.created = 0
+        self.reconciles = 0
 
     async def reconcile(self, key: Key) -> float | None:
         namespace, name = key
+        self.reconciles += 1
         schedule = await self.client.get_or_none(SYNCSCHEDULES, name, namespace)
         if schedule is None or schedule["metadata"].get("deletionTimestamp"):
             return None

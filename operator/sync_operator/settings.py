@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sync_operator.admission import DEFAULT_GLOBAL_LIMIT, DEFAULT_TYPE_LIMITS
 from sync_operator.api.common import JobType
+
+Controller = Literal["syncjobs", "schedules"]
+CONTROLLERS: tuple[Controller, ...] = ("syncjobs", "schedules")
 
 
 class OperatorSettings(BaseSettings):
@@ -44,6 +49,9 @@ class OperatorSettings(BaseSettings):
     admission_interval_seconds: float = Field(
         default=5.0, gt=0, description="Admission passes run on every change and at least this "
                                        "often.")
+    controllers: list[Controller] = Field(
+        default_factory=lambda: list(CONTROLLERS),
+        description="Which controllers run (both in production; one for focused tests).")
     workers: int = Field(default=4, ge=1, description="Concurrent reconciles (different jobs).")
     identity: str = Field(default="sync-operator",
                           description="Who system transitions are performed by (audit log).")

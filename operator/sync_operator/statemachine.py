@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sync_runner.contract import Checkpoint, Control, RunnerState, RunnerStatus
-
 from sync_operator.api.common import ConditionType, Phase, Reason
 from sync_operator.api.syncjob import SyncJobSpec
 from sync_operator.conditions import set_condition
+from sync_runner.contract import Checkpoint, Control, RunnerState, RunnerStatus
 
 Status = dict[str, Any]
 

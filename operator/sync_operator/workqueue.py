@@ -49,6 +49,11 @@ class WorkQueue(Generic[K]):
     def __len__(self) -> int:
         return len(self._queued)
 
+    @property
+    def idle(self) -> bool:
+        """Nothing waiting and nothing being worked on (timers may still be pending)."""
+        return not self._queued and not self._processing
+
     async def run_worker(self, work: Callable[[K], Awaitable[float | None]],
                          on_error: Callable[[K, BaseException], float]) -> None:
         """Take keys forever; `work` may return a delay to come back after."""

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from sync_operator.api.common import API_VERSION, SYNCJOBS
 from sync_operator.kube import KubeClient
 from sync_operator.kube.resources import CRDS, EVENTS
-
 from testkit.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[2]

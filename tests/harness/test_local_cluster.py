@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from sync_operator.kube import ApiError, KubeClient, load_connection
 from sync_operator.kube.resources import (
     CONFIGMAPS,

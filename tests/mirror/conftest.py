@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from mirror_helpers import create_database
+
 from sync_operator.mirror import MirrorStore, upgrade
 from testkit.servers import PostgresServer
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import NullPool, text
 from sqlalchemy.ext.asyncio import create_async_engine
+
 from sync_operator.mirror.urls import async_url
 from testkit.servers import PostgresServer
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from mirror_helpers import job_body, schedule_body
 from pydantic import ValidationError
+
 from sync_operator.mirror import (
     AuditEntry,
     JobSnapshot,

@@ -14,6 +14,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from mirror_helpers import fetch, job_body, schedule_body, table_names
 from sqlalchemy import NullPool, create_engine
+
 from sync_operator.mirror import (
     JobSnapshot,
     MirrorStore,

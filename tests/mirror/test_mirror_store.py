@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mirror_helpers import fetch, job_body, schedule_body
+
 from sync_operator.mirror import (
     JobSnapshot,
     MirrorStore,

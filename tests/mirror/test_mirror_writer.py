@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from mirror_helpers import fetch, job_body, terminate_client_connections
+
 from sync_operator.mirror import (
     MirrorKey,
     MirrorStore,

@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+
 from sync_operator.kube import KubeClient
 from sync_operator.kube.resources import LEASES
 from sync_operator.leader import JITTER, LeaderElector

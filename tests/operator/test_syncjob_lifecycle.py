@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import pytest
+
 from sync_operator.api.common import SYNCJOBS
 from sync_operator.kube import KubeClient
 from sync_operator.kube.resources import JOBS, PODS

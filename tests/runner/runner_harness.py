@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
+
 from sync_runner import contract
 from sync_runner.contract import Checkpoint, Control, Keys, RunnerStatus
 

@@ -20,6 +20,7 @@ from runner_harness import (
     start_runner,
     wait_for_status,
 )
+
 from sync_runner.channel import close_quietly
 from sync_runner.contract import STATE_TTL_SECONDS, ExitCode, Keys, RunnerState
 from testkit.ports import free_port

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pytest
 import redis.asyncio as aioredis
 from runner_harness import maybe_status, read_checkpoint, read_status, set_control
+
 from sync_runner.channel import RedisChannel, connect
 from sync_runner.contract import Checkpoint, Control, Keys, Progress, RunnerState, RunnerStatus
 from sync_runner.control import ControlWatcher, StopSignals

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from runner_harness import new_uid, runner_env, start_runner
+
 from sync_runner import contract
 from sync_runner.contract import ExitCode
 from sync_runner.settings import InvalidSettingsError, RunnerSettings, load_settings

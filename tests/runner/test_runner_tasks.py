@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from sync_runner import tasks
 from sync_runner.sdk import TaskContext
 from sync_runner.tasks.demo import DemoTask

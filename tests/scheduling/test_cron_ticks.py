@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from sync_operator.scheduling import next_tick, parse_schedule, ticks_between, validate
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from sync_operator.api.syncschedule import ConcurrencyPolicy, SyncScheduleSpec
 from sync_operator.scheduling import validate
 

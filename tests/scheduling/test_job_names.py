@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+
 from sync_operator.scheduling import MAX_NAME_LENGTH, job_name_for
 
 TICK = datetime(2026, 3, 1, 3, 0, tzinfo=UTC)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from sync_operator.api.syncschedule import SyncScheduleSpec
 from sync_operator.scheduling import (
     ConcurrencyPolicy,

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
+
 from sync_operator.api import (
     API_VERSION,
     SYNCJOB,

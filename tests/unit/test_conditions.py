@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
+
 from sync_operator.api import ConditionType, Reason
 from sync_operator.conditions import (
     format_time,

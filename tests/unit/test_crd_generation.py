@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 from pydantic import BaseModel
+
 from sync_operator.api.crd import (
     FORBIDDEN_KEYWORDS,
     PRESERVE,

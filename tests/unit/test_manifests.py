@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+
 from sync_operator.manifests import (
     LABEL_JOB_NAME,
     LABEL_JOB_TYPE,

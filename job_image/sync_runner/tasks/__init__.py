@@ -3,16 +3,21 @@
 A task module registers itself with `@register("quran")`; every module in this
 package is imported on first lookup, so adding a task is adding a module. A job
 type with no task of its own runs the FALLBACK task (the demo, for now), so every
-SyncJob type works end to end before its real task exists.
+SyncJob type works end to end before its real task exists. A job's `params.task`
+names a task to run instead of its type's, so smoke tests of the control plane can
+run the demo for any job type.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
+import os
 import pkgutil
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
+from sync_runner.contract import ENV_JOB_PARAMS
 from sync_runner.sdk import Task
 
 TaskFactory = Callable[[], Task]
@@ -50,9 +55,34 @@ def discover() -> None:
     _discovered = True
 
 
-def resolve(job_type: str) -> tuple[TaskFactory, bool]:
-    """The factory for `job_type` and whether it is the fallback; LookupError if none."""
+def _requested_task(params: Mapping[str, Any] | None) -> str | None:
+    """params.task; without `params`, the job's params from the runner's environment
+    (where the operator puts spec.params), so `resolve(job_type)` honours it too."""
+    if params is None:
+        try:
+            params = json.loads(os.environ.get(ENV_JOB_PARAMS) or "{}")
+        except json.JSONDecodeError:
+            return None
+        if not isinstance(params, dict):
+            return None
+    task = params.get("task")
+    return task if isinstance(task, str) and task else None
+
+
+def resolve(job_type: str, params: Mapping[str, Any] | None = None
+            ) -> tuple[TaskFactory, bool]:
+    """The factory for the job and whether it is the fallback; LookupError if none.
+
+    `params.task`, when set, overrides the job type and must name a registered task.
+    """
     discover()
+    requested = _requested_task(params)
+    if requested is not None:
+        if requested not in TASKS or requested == FALLBACK:
+            known = ", ".join(sorted(k for k in TASKS if k != FALLBACK))
+            raise LookupError(f"params.task names no registered task: {requested!r} "
+                              f"(known: {known})")
+        return TASKS[requested], False
     if job_type in TASKS:
         return TASKS[job_type], False
     if FALLBACK in TASKS:

@@ -222,7 +222,7 @@ class MirrorStore:
             "phase": entry.phase,
             "metadata": entry.details,
             "idempotency_key": entry.idempotency_key(uid),
-        }) for entry in sorted(entries, key=lambda e: e.seq)]
+        }) for entry in entries]  # in the caller's (seq) order, so ids follow it
         stmt = pg_insert(SyncJobAuditLog).on_conflict_do_nothing(
             index_elements=[SyncJobAuditLog.idempotency_key]
         )

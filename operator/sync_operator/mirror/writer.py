@@ -53,6 +53,7 @@ class WriterStats:
     failures_total: int = 0
     consecutive_failures: int = 0
     callback_failures_total: int = 0
+    rejected_total: int = 0
     connected: bool = True
     last_error: str | None = None
     last_error_at: datetime | None = None
@@ -69,8 +70,7 @@ class _Work:
     order: tuple[int, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        snap = self.snapshot
-        self.order = _order(snap)
+        self.order = _order(self.snapshot)
 
 
 class MirrorWriter:
@@ -103,7 +103,8 @@ class MirrorWriter:
         """Stop writing; unwritten entries stay in the resources' status for next time."""
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # A crash was logged by _log_crash already; stopping must not raise it again.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
             self._task = None
 
@@ -168,11 +169,20 @@ class MirrorWriter:
         return seq
 
     def notify(self, body: Mapping[str, Any]) -> None:
-        """Queue a SyncJob or SyncSchedule body by its kind (the reconciler's Mirror)."""
-        if body.get("kind") == "SyncSchedule":
-            self.submit_schedule(body)
-        else:
-            self.submit_job(body)
+        """Queue a SyncJob or SyncSchedule body by its kind (the reconciler's Mirror).
+
+        Never raises: a body the mirror cannot read (a hand-edited status.mirror)
+        is logged and counted in `rejected_total`, and reconciling goes on.
+        """
+        try:
+            if body.get("kind") == "SyncSchedule":
+                self.submit_schedule(body)
+            else:
+                self.submit_job(body)
+        except ValueError as exc:  # pydantic's ValidationError is one
+            self._stats = replace(self._stats, rejected_total=self._stats.rejected_total + 1)
+            meta = body.get("metadata") or {}
+            log.error("not mirroring %s/%s: %s", meta.get("namespace"), meta.get("name"), exc)
 
     async def record_deletion(self, body: Mapping[str, Any], performed_by: str) -> None:
         """Record a deletion at its deletionTimestamp (the reconciler's Mirror)."""
