@@ -19,7 +19,10 @@ def main() -> None:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    import sync_operator.handlers  # noqa: F401  (registers the handlers)
+    import sync_operator.handlers  # registers the handlers
+
+    if settings.webhook_enabled:
+        import sync_operator.webhooks  # noqa: F401  (registers the admission handlers)
 
     namespaces: list[str] = [settings.namespace] if settings.namespace else []
     asyncio.run(kopf.operator(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import kopf
+from sqlalchemy.exc import SQLAlchemyError
 
 from sync_operator.api.common import SYNCJOB, SYNCSCHEDULE
+from sync_operator.mirror import SchemaNotMigrated, ensure_schema
 from sync_operator.runtime import Runtime
 from sync_operator.settings import OperatorSettings
 
@@ -22,7 +25,26 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.persistence.finalizer = "sync.jobcontrol.io/kopf"
-    runtime = Runtime(OperatorSettings())
+    config = OperatorSettings()
+    if config.database_url:
+        # Refuse to start against an unmigrated database (or migrate, when told to);
+        # an unreachable one is checked again when it returns (the mirror waits).
+        try:
+            revision = await asyncio.to_thread(ensure_schema, config.database_url,
+                                               migrate=config.migrate)
+            log.info("database schema at %s", revision)
+        except SchemaNotMigrated as err:
+            raise kopf.PermanentError(str(err)) from err
+        except SQLAlchemyError as err:
+            log.warning("PostgreSQL unreachable at start-up; the mirror catches up "
+                        "when it returns: %s", err)
+    if config.webhook_enabled:
+        settings.admission.server = kopf.WebhookServer(
+            addr=config.webhook_addr, port=config.webhook_port, host=config.webhook_host,
+            certfile=config.webhook_cert_file, pkeyfile=config.webhook_key_file,
+            cafile=config.webhook_ca_file)
+        settings.admission.managed = config.webhook_configuration_name
+    runtime = Runtime(config)
     memo["runtime"] = runtime
     await runtime.start()
 

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from sync_operator.actions import unseen_actions
 from sync_operator.admitter import AdmissionGate
 from sync_operator.api.common import SYNCJOBS, Phase
 from sync_operator.api.syncjob import SyncJobSpec
@@ -34,6 +35,7 @@ from sync_operator.statemachine import (
     SuspendJob,
     Timeouts,
     decide,
+    parse_time,
 )
 from sync_runner.contract import Control
 
@@ -41,10 +43,6 @@ log = logging.getLogger(__name__)
 Key = tuple[str, str]
 Body = dict[str, Any]
 FINALIZER = "sync.jobcontrol.io/finalizer"
-REQUESTED_BY = "sync.jobcontrol.io/requested-by"
-# Audit actions that a person asked for (the others are the operator's own).
-USER_ACTIONS = {"pause_requested": "pause", "cancel_requested": "cancel", "resumed": "resume",
-                "paused": "pause", "cancelled": "cancel"}
 
 
 class Mirror(Protocol):
@@ -53,6 +51,18 @@ class Mirror(Protocol):
     def notify(self, body: Body) -> None: ...
 
     async def record_deletion(self, body: Body, performed_by: str) -> None: ...
+
+
+def move_actions(body: Body, status: Body, phase: str | None, now: datetime) -> Body:
+    """Move the users' actions recorded by the webhook into the audit outbox, once."""
+    status = dict(status)
+    for action in unseen_actions(body):
+        at = parse_time(action.get("at")) or now
+        status["mirror"] = append_entry(
+            status.get("mirror"), str(action["action"]), str(action.get("by") or "unknown"),
+            phase, dict(action.get("details") or {}), at)
+        status["actionsSeen"] = int(action["n"])
+    return status
 
 
 def _job_name(body: Body) -> str:
@@ -168,15 +178,15 @@ class Reconciler:
                 await self.client.patch(JOBS, job.name, patch, namespace)
 
     def _with_audit(self, body: Body, decision: Decision) -> Body:
+        """The decided status plus its audit entries: first the users' actions (moved
+        from the webhook's annotation), then the operator's own transitions."""
         status = dict(decision.status)
-        requested_by = (body["metadata"].get("annotations") or {}).get(REQUESTED_BY)
+        status = move_actions(body, status, decision.phase.value, self.clock())
         for note in decision.notes:
             if note.audit is None:
                 continue
-            user_action = note.audit in USER_ACTIONS
-            performer = (requested_by or "unknown") if user_action else self.identity
             status["mirror"] = append_entry(
-                status.get("mirror"), note.audit, performer, decision.phase.value,
+                status.get("mirror"), note.audit, self.identity, decision.phase.value,
                 {"reason": note.reason, "message": note.message}, self.clock())
         return status
 
@@ -235,8 +245,8 @@ class Reconciler:
         await self.client.delete(JOBS, _job_name(body), namespace,
                                  propagation="Background")
         if self.mirror is not None:
-            requested_by = (meta.get("annotations") or {}).get(REQUESTED_BY) or "unknown"
-            await self.mirror.record_deletion(body, requested_by)
+            deleter = await self.link.deleter(uid) or "unknown"
+            await self.mirror.record_deletion(body, deleter)
         await self.link.forget(uid)
         await self.recorder.record(body, "Deleted", "deleted: its Job and pods were removed")
         finalizers = [f for f in meta.get("finalizers", []) if f != FINALIZER]

@@ -44,6 +44,11 @@ redis.call('PUBLISH', KEYS[2], ARGV[2])
 return 1
 """
 
+def _deleter_key(job_uid: str) -> str:
+    """Operator-only key (not part of the runner contract): who deleted the job."""
+    return f"{Keys(job_uid).state.rsplit(':', 1)[0]}:deleted-by"
+
+
 StatusCallback = Callable[[str, RunnerStatus], Awaitable[None]]
 
 
@@ -100,10 +105,25 @@ class RunnerLink:
         self.available = True
         return bool(written)
 
+    async def record_deleter(self, job_uid: str, user: str) -> None:
+        """Remember who asked to delete a job, for the finalizer's audit row."""
+        try:
+            await self.redis.set(_deleter_key(job_uid), user, ex=STATE_TTL_SECONDS)
+        except (RedisError, OSError) as err:
+            self._outage("record deleter", err)
+
+    async def deleter(self, job_uid: str) -> str | None:
+        try:
+            value = await self.redis.get(_deleter_key(job_uid))
+        except (RedisError, OSError) as err:
+            self._outage("read deleter", err)
+            return None
+        return str(value) if value else None
+
     async def forget(self, job_uid: str) -> None:
         """Drop a deleted job's keys (best effort: they expire anyway)."""
         try:
-            await self.redis.delete(*Keys(job_uid).all())
+            await self.redis.delete(*Keys(job_uid).all(), _deleter_key(job_uid))
         except (RedisError, OSError) as err:
             self._outage("forget", err)
 

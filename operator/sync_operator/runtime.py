@@ -16,6 +16,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 import aiohttp
+from sqlalchemy.exc import SQLAlchemyError
 
 from sync_operator.admitter import AdmissionGate, Admitter
 from sync_operator.api.common import SYNCJOBS, SYNCSCHEDULES
@@ -23,6 +24,9 @@ from sync_operator.events import EventRecorder
 from sync_operator.kube import ApiError, KubeClient, load_connection
 from sync_operator.leader import LeaderElector
 from sync_operator.manifests import JobSettings
+from sync_operator.mirror import MirrorStore, SchemaNotMigrated, ensure_schema
+from sync_operator.mirror.writer import MirrorKey, MirrorWriter
+from sync_operator.mirror_link import MirrorLink
 from sync_operator.progress import ProgressRelay
 from sync_operator.reconciler import Reconciler
 from sync_operator.runner_link import RunnerLink
@@ -65,6 +69,13 @@ class Runtime:
             settings.identity, on_capacity_change=self.admitter.kick,
             clock=lambda: self.clock.now().replace(microsecond=0))
         self.schedules = ScheduleReconciler(self.client, self.recorder, self.clock.now)
+        self.mirror: MirrorLink | None = None
+        if settings.database_url:
+            self.store = MirrorStore(settings.database_url)
+            writer = MirrorWriter(self.store, on_applied=self._drain)
+            self.mirror = MirrorLink(self.client, writer)
+            self.reconciler.mirror = self.mirror
+            self.schedules.on_change = self.mirror.notify
         self.elector = LeaderElector(
             self.client, settings.lease_namespace, settings.lease_name, self.identity,
             lease_duration=settings.lease_duration_seconds,
@@ -96,9 +107,35 @@ class Runtime:
     def leading(self) -> bool:
         return self._leading
 
+    async def _start_mirror(self) -> None:
+        """Start writing once the database answers with the right schema; until then
+        the entries wait in the objects' status outboxes."""
+        assert self.mirror is not None
+        assert self.settings.database_url
+        delay = 1.0
+        while True:
+            try:
+                await asyncio.to_thread(ensure_schema, self.settings.database_url,
+                                        migrate=self.settings.migrate)
+                break
+            except SchemaNotMigrated as err:
+                log.error("%s", err)
+                delay = 30.0
+            except SQLAlchemyError as err:
+                log.warning("PostgreSQL unreachable, mirror waits: %s", err)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+        self.mirror.writer.start()
+
+    async def _drain(self, key: MirrorKey, seq: int) -> None:
+        if self.mirror is not None:
+            await self.mirror.drain(key, seq)
+
     async def start(self) -> None:
         """Campaign for the Lease (or lead at once without election)."""
         self._leading = False
+        if self.mirror is not None:
+            self._spawn(self._start_mirror(), "mirror-start")
         if self.settings.leader_election:
             self._spawn(self.elector.run(self._lead), "leader-election")
         else:
@@ -151,6 +188,9 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if self.mirror is not None:
+            await self.mirror.writer.stop()
+            await self.store.close()
         await self.link.close()
         await self.client.close()
 

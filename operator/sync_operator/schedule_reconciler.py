@@ -29,6 +29,7 @@ from sync_operator.api.syncschedule import SyncScheduleSpec
 from sync_operator.conditions import format_time, set_condition
 from sync_operator.events import EventRecorder
 from sync_operator.kube import ApiError, KubeClient
+from sync_operator.reconciler import move_actions
 from sync_operator.scheduling import (
     HistoryEntry,
     ScheduleTiming,
@@ -170,6 +171,7 @@ class ScheduleReconciler:
             status.get("conditions"), ConditionType.READY, not spec.suspend, ready_reason,
             ready_message, generation, now)
         status["observedGeneration"] = generation
+        status = move_actions(schedule, status, None, now)
         await self._write_status(schedule, status)
         if spec.suspend or decision.next_schedule_time is None:
             return MAX_SLEEP_SECONDS
@@ -202,6 +204,7 @@ class ScheduleReconciler:
     async def _write_status(self, schedule: Body, status: Body) -> None:
         old = schedule.get("status") or {}
         if status == old:
+            self.on_change(schedule)  # the mirror keeps every look, not only changes
             return
         patch: Body = {k: v for k, v in status.items() if old.get(k) != v}
         for removed in set(old) - set(status):

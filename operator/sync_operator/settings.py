@@ -61,4 +61,20 @@ class OperatorSettings(BaseSettings):
     lease_duration_seconds: float = Field(default=15.0, gt=0)
     lease_renew_deadline_seconds: float = Field(default=10.0, gt=0)
     lease_retry_period_seconds: float = Field(default=2.0, gt=0)
+    migrate: bool = Field(
+        default=False, description="Run the database migrations at start-up instead of "
+                                   "refusing to start against an older schema.")
+    webhook_enabled: bool = Field(default=False, description="Serve the admission webhooks.")
+    webhook_addr: str = Field(default="0.0.0.0", description="Where the webhook server listens.")
+    webhook_port: int = Field(default=9443, ge=1, le=65535)
+    webhook_host: str | None = Field(
+        default=None, description="Host name the API server calls (the Service's DNS name); "
+                                  "defaults to webhook_addr.")
+    webhook_cert_file: str | None = Field(default=None, description="Serving certificate.")
+    webhook_key_file: str | None = Field(default=None, description="Its private key.")
+    webhook_ca_file: str | None = Field(default=None, description="CA bundle for the "
+                                        "webhook configurations' caBundle.")
+    webhook_configuration_name: str = Field(
+        default="sync.jobcontrol.io",
+        description="Name of the Validating/MutatingWebhookConfiguration kopf manages.")
     metrics_port: int = Field(default=8080, ge=0, description="0 disables the metrics server.")

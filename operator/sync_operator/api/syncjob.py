@@ -184,6 +184,10 @@ class SyncJobStatus(ApiModel):
     mirror: MirrorStatus | None = Field(default=None, description="PostgreSQL outbox.")
     control: ControlRequest | None = Field(
         default=None, description="Control flags last requested of the runner.")
+    actions_seen: int | None = Field(
+        default=None, ge=0,
+        description="Highest user action number (annotation sync.jobcontrol.io/actions) "
+                    "already moved into the audit outbox.")
     run_started_at: datetime | None = Field(
         default=None, description="When the current run (since the last start or resume) began.")
     warnings: int | None = Field(

@@ -16,7 +16,7 @@ from sync_operator.api.common import (
     JobType,
     cel,
 )
-from sync_operator.api.syncjob import MAX_TIMEOUT_MINUTES
+from sync_operator.api.syncjob import MAX_TIMEOUT_MINUTES, MirrorStatus
 
 # Five cron fields, or one of the @-macros CronJob accepts; seconds fields are not supported.
 CRON_PATTERN = (
@@ -119,6 +119,10 @@ class SyncScheduleStatus(ApiModel):
     observed_generation: int | None = Field(
         default=None, ge=0, description="metadata.generation last acted on.",
     )
+    actions_seen: int | None = Field(
+        default=None, ge=0,
+        description="Highest user action number already moved into the audit outbox.")
+    mirror: MirrorStatus | None = Field(default=None, description="PostgreSQL outbox.")
 
 
 class SyncSchedule(ApiModel):

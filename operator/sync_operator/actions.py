@@ -1,0 +1,135 @@
+"""User actions on SyncJobs and SyncSchedules: what changed, who did it, and whether
+it is allowed. Pure functions, used by the admission webhook and the reconciler.
+
+The webhook sees every change with the requesting user; it appends the actions it
+recognises to the annotation `sync.jobcontrol.io/actions`, each with a number that
+only grows. The reconciler moves them into the status outbox (status.mirror) and
+remembers the highest number moved (status.actionsSeen), so an action is recorded
+exactly once even if the operator stops between the two writes.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sync_operator.api.common import Phase
+from sync_operator.conditions import format_time
+from sync_operator.scheduling import validate
+
+ACTIONS_ANNOTATION = "sync.jobcontrol.io/actions"
+# How many recorded-but-not-yet-moved actions the annotation keeps (bounded object size).
+MAX_ANNOTATED_ACTIONS = 50
+Body = dict[str, Any]
+
+
+def syncjob_actions(operation: str, old: Body | None, new: Body | None) -> list[Body]:
+    """Actions a change to a SyncJob amounts to: create, pause, resume, cancel,
+    priority_change (with from/to)."""
+    if operation == "CREATE" and new is not None:
+        spec = new.get("spec") or {}
+        return [{"action": "create", "details": {"jobType": spec.get("jobType"),
+                                                 "priority": spec.get("priority", 5)}}]
+    if operation != "UPDATE" or old is None or new is None:
+        return []
+    before, after = old.get("spec") or {}, new.get("spec") or {}
+    actions: list[Body] = []
+    if bool(before.get("paused")) != bool(after.get("paused")):
+        actions.append({"action": "pause" if after.get("paused") else "resume", "details": {}})
+    if not before.get("cancel") and after.get("cancel"):
+        actions.append({"action": "cancel", "details": {}})
+    if before.get("priority", 5) != after.get("priority", 5):
+        actions.append({"action": "priority_change",
+                        "details": {"from": before.get("priority", 5),
+                                    "to": after.get("priority", 5)}})
+    return actions
+
+
+def schedule_actions(operation: str, old: Body | None, new: Body | None) -> list[Body]:
+    """Actions a change to a SyncSchedule amounts to: schedule_create, schedule_toggle
+    (suspend flipped), schedule_update (with the fields that changed)."""
+    if operation == "CREATE" and new is not None:
+        return [{"action": "schedule_create",
+                 "details": {"schedule": (new.get("spec") or {}).get("schedule")}}]
+    if operation != "UPDATE" or old is None or new is None:
+        return []
+    before, after = old.get("spec") or {}, new.get("spec") or {}
+    actions: list[Body] = []
+    if bool(before.get("suspend")) != bool(after.get("suspend")):
+        actions.append({"action": "schedule_toggle",
+                        "details": {"suspend": bool(after.get("suspend"))}})
+    changed = sorted(k for k in set(before) | set(after)
+                     if k != "suspend" and before.get(k) != after.get(k))
+    if changed:
+        actions.append({"action": "schedule_update", "details": {
+            "fields": changed, "from": {k: before.get(k) for k in changed},
+            "to": {k: after.get(k) for k in changed}}})
+    return actions
+
+
+def recorded_actions(body: Body) -> list[Body]:
+    """The actions in a body's annotation (malformed content is ignored, not fatal)."""
+    raw = ((body.get("metadata") or {}).get("annotations") or {}).get(ACTIONS_ANNOTATION)
+    if not raw:
+        return []
+    try:
+        loaded = json.loads(raw)
+    except json.JSONDecodeError:
+        return []
+    return [a for a in loaded if isinstance(a, dict) and isinstance(a.get("n"), int)] \
+        if isinstance(loaded, list) else []
+
+
+def stamp(body: Body, actions: list[Body], user: str, now: datetime,
+          seen: int | None = None) -> str:
+    """The new annotation value: existing actions (those not yet moved) plus these,
+    numbered after the highest number ever used."""
+    existing = recorded_actions(body)
+    if seen is not None:
+        existing = [a for a in existing if a["n"] > seen]
+    status_seen = int(((body.get("status") or {}).get("actionsSeen")) or 0)
+    counter = max([status_seen, *(a["n"] for a in existing)])
+    for action in actions:
+        counter += 1
+        existing.append({"n": counter, "action": action["action"], "by": user,
+                         "at": format_time(now), "details": action.get("details") or {}})
+    return json.dumps(existing[-MAX_ANNOTATED_ACTIONS:], separators=(",", ":"))
+
+
+def unseen_actions(body: Body) -> list[Body]:
+    """Actions the reconciler has not moved into the outbox yet, oldest first."""
+    seen = int(((body.get("status") or {}).get("actionsSeen")) or 0)
+    return sorted((a for a in recorded_actions(body) if a["n"] > seen), key=lambda a: a["n"])
+
+
+def syncjob_update_error(old: Body, new: Body) -> str | None:
+    """Why an update to a SyncJob is refused, in words for the person who made it.
+
+    The CRD's CEL rules cover most of it; this covers what they cannot express."""
+    before, after = old.get("spec") or {}, new.get("spec") or {}
+    name = (new.get("metadata") or {}).get("name")
+    if before.get("params", {}) != after.get("params", {}) \
+            and json.dumps(before.get("params", {}), sort_keys=True) \
+            != json.dumps(after.get("params", {}), sort_keys=True):
+        return "spec.params is immutable"
+    phase = (old.get("status") or {}).get("phase")
+    try:
+        terminal = Phase(phase).is_terminal if phase else False
+    except ValueError:
+        terminal = False
+    if terminal:
+        for field in ("paused", "priority"):
+            if before.get(field) != after.get(field):
+                return (f"SyncJob {name} is {phase}: changing spec.{field} has no effect on a "
+                        "finished job; create a new SyncJob instead")
+    return None
+
+
+def schedule_error(spec: Body) -> str | None:
+    """Why a SyncSchedule spec is refused (cron that does not parse, unknown zone)."""
+    try:
+        validate(str(spec.get("schedule", "")), str(spec.get("timeZone") or "UTC"))
+    except ValueError as err:
+        return str(err)
+    return None

@@ -1,0 +1,1 @@
+"""One module per group of ``kubectl sync`` commands; each exposes ``run`` coroutines."""

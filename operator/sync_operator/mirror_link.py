@@ -1,0 +1,64 @@
+"""Connects the reconcilers to the PostgreSQL mirror, and drains the status outbox
+once the mirror has stored its entries.
+
+The outbox lives in each object's status.mirror.pending; the writer reports the
+highest seq it stored, and `drain` removes those entries with a resourceVersion
+precondition, so an entry appended meanwhile is never lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sync_operator.api.common import SYNCJOBS, SYNCSCHEDULES
+from sync_operator.kube import ApiError, KubeClient, Resource
+from sync_operator.mirror.outbox import drained
+from sync_operator.mirror.writer import MirrorKey, MirrorWriter
+
+log = logging.getLogger(__name__)
+Body = dict[str, Any]
+
+
+class MirrorLink:
+    """The reconcilers' `Mirror`: forwards bodies to the writer, drains applied entries."""
+
+    def __init__(self, client: KubeClient, writer: MirrorWriter) -> None:
+        self.client = client
+        self.writer = writer
+        self._where: dict[str, tuple[Resource, str, str]] = {}
+
+    def notify(self, body: Body) -> None:
+        meta = body.get("metadata") or {}
+        resource = SYNCSCHEDULES if body.get("kind") == "SyncSchedule" else SYNCJOBS
+        self._where[meta["uid"]] = (resource, meta["namespace"], meta["name"])
+        self.writer.notify(body)
+
+    async def record_deletion(self, body: Body, performed_by: str) -> None:
+        await self.writer.record_deletion(body, performed_by)
+        self._where.pop(body["metadata"]["uid"], None)
+
+    async def drain(self, key: MirrorKey, seq: int) -> None:
+        """Remove the stored entries (seq <= `seq`) from the object's outbox."""
+        where = self._where.get(key.uid)
+        if where is None:
+            return
+        resource, namespace, name = where
+        for _ in range(5):
+            body = await self.client.get_or_none(resource, name, namespace)
+            if body is None or body["metadata"]["uid"] != key.uid:
+                return
+            mirror = (body.get("status") or {}).get("mirror") or {}
+            if not any(int(e.get("seq", 0)) <= seq for e in mirror.get("pending") or []):
+                return
+            try:
+                await self.client.patch(
+                    resource, name,
+                    {"metadata": {"resourceVersion": body["metadata"]["resourceVersion"]},
+                     "status": {"mirror": drained(mirror, seq)}},
+                    namespace, subresource="status")
+                return
+            except ApiError as err:
+                if not err.conflict:
+                    raise
+        log.warning("outbox of %s/%s not drained after conflicts; will retry", namespace, name)
