@@ -18,6 +18,7 @@ from sqlalchemy.engine import URL
 
 from sync_operator.mirror.models import Base
 from sync_operator.mirror.urls import sync_url
+from sync_runner.content.models import ContentBase
 
 # Any constant works; it only has to be the same for every migrator of this schema.
 MIGRATION_LOCK_ID = 0x53594E43  # "SYNC"
@@ -26,7 +27,9 @@ config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
-target_metadata = Base.metadata
+# Both sets of tables live in this database: the operator's mirror (0001) and the
+# runner's content tables (0002), so autogenerate compares against both.
+target_metadata = [Base.metadata, ContentBase.metadata]
 
 
 def database_url() -> URL:

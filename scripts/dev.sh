@@ -50,6 +50,7 @@ setup_go() {
   [ -x /usr/local/go/bin/go ] && export PATH="/usr/local/go/bin:$PATH"
   # Built once per pin (go.mod, go.sum, sources, Go version) into ~/.cache/sync-operator.
   "$PY" -m testkit.build
+  "$PY" -m testkit.helm
 }
 
 case "${1:-}" in

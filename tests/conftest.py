@@ -21,6 +21,7 @@ from sync_operator.kube import KubeClient, load_connection
 from sync_operator.kube.resources import NAMESPACES
 from testkit.cluster import LocalCluster
 from testkit.operator import OperatorProcess
+from testkit.ports import free_port
 from testkit.servers import PostgresServer, RedisServer
 from testkit.syncjobs import install_crds
 
@@ -151,6 +152,7 @@ def start_operator(cluster: LocalCluster, redis_server: RedisServer, crds: list[
             "cancel_grace_seconds": "5",
             "admission_interval_seconds": "2",
             "lease_namespace": namespace,
+            "metrics_port": str(free_port()),
             **overrides,
         }
         op = OperatorProcess(cluster.admin_kubeconfig, tmp_path / f"operator-{len(started)}.log",

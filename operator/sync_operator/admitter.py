@@ -69,6 +69,7 @@ class Admitter:
         self.interval = interval
         self.enqueue = enqueue
         self.passes = 0
+        self.phase_counts: dict[str, int] = {}
         self._wake = asyncio.Event()
 
     def kick(self) -> None:
@@ -91,6 +92,10 @@ class Admitter:
         jobs = (await self.client.list(SYNCJOBS, self.namespace))["items"]
         schedules = (await self.client.list(SYNCSCHEDULES, self.namespace))["items"]
         self.passes += 1
+        counts: dict[str, int] = {p.value: 0 for p in Phase}
+        for job in jobs:
+            counts[_phase(job).value] += 1
+        self.phase_counts = counts
         by_uid = {j["metadata"]["uid"]: j for j in jobs}
         # A grant ends when the job is seen out of Queued (or gone).
         for uid in list(self.gate.grants):

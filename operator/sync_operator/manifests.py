@@ -68,6 +68,7 @@ class JobSettings(BaseModel):
     resources: ContainerResources = Field(default_factory=ContainerResources)
     service_account_name: str | None = None
     env_from_secret: str | None = None  # a Secret whose keys become env (e.g. credentials)
+    extra_env: dict[str, str] = Field(default_factory=dict)  # e.g. SYNC_SOURCE_URL
     run_as_user: int = Field(default=10001, ge=1)
     fs_group: int = Field(default=10001, ge=0)
     tmp_size_limit: str | None = None
@@ -147,6 +148,7 @@ def _env(name: str, namespace: str, uid: str, spec: SyncJobSpec,
         env.append({"name": ENV_DATABASE_URL, "value": settings.database_url})
     env.append({"name": ENV_POD_NAME,
                 "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})
+    env += [{"name": k, "value": v} for k, v in sorted(settings.extra_env.items())]
     return env
 
 

@@ -24,6 +24,7 @@ from sync_operator.events import EventRecorder
 from sync_operator.kube import ApiError, KubeClient
 from sync_operator.kube.resources import JOBS
 from sync_operator.manifests import JobSettings, build_job, job_name
+from sync_operator.metrics import OperatorMetrics
 from sync_operator.mirror.outbox import append_entry
 from sync_operator.progress import ProgressRelay
 from sync_operator.statemachine import (
@@ -91,6 +92,7 @@ class Reconciler:
         self.on_capacity_change = on_capacity_change
         self.clock = clock
         self.reconciles = 0
+        self.metrics: OperatorMetrics | None = None
 
     async def reconcile(self, key: Key) -> float | None:
         namespace, name = key
@@ -140,6 +142,10 @@ class Reconciler:
                 raise
         for note in decision.notes:
             await self.recorder.record(body, note.reason, note.message, warning=note.warning)
+        if self.metrics is not None:
+            self.metrics.reconciles.labels("ok").inc()
+            if decision.phase != phase:
+                self.metrics.transitions.labels(decision.phase.value).inc()
 
         if decision.phase.holds_pod:
             self.relay.register(uid, key)

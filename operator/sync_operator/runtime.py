@@ -16,6 +16,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 import aiohttp
+from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy.exc import SQLAlchemyError
 
 from sync_operator.admitter import AdmissionGate, Admitter
@@ -24,6 +25,7 @@ from sync_operator.events import EventRecorder
 from sync_operator.kube import ApiError, KubeClient, load_connection
 from sync_operator.leader import LeaderElector
 from sync_operator.manifests import JobSettings
+from sync_operator.metrics import OperatorMetrics, gauge
 from sync_operator.mirror import MirrorStore, SchemaNotMigrated, ensure_schema
 from sync_operator.mirror.writer import MirrorKey, MirrorWriter
 from sync_operator.mirror_link import MirrorLink
@@ -64,7 +66,9 @@ class Runtime:
             JobSettings(image=settings.runner_image, redis_url=settings.redis_url,
                         database_url=settings.runner_database_url,
                         termination_grace_seconds=settings.runner_grace_seconds,
-                        service_account_name=settings.runner_service_account),
+                        service_account_name=settings.runner_service_account,
+                        extra_env=settings.runner_env,
+                        env_from_secret=settings.runner_env_from_secret),
             Timeouts(settings.pause_grace_seconds, settings.cancel_grace_seconds),
             settings.identity, on_capacity_change=self.admitter.kick,
             clock=lambda: self.clock.now().replace(microsecond=0))
@@ -83,6 +87,10 @@ class Runtime:
             retry_period=settings.lease_retry_period_seconds)
         self._tasks: list[asyncio.Task[Any]] = []
         self._leading = False
+        self.metrics = OperatorMetrics()
+        self.metrics.watch(self._gauges)
+        self.reconciler.metrics = self.metrics
+        self.schedules.metrics = self.metrics
 
     # -- events from kopf ---------------------------------------------------------------
 
@@ -131,9 +139,42 @@ class Runtime:
         if self.mirror is not None:
             await self.mirror.drain(key, seq)
 
+    def _gauges(self) -> list[GaugeMetricFamily]:
+        out = [
+            gauge("leader", "1 while this replica holds the Lease.", float(self._leading)),
+            gauge("workqueue_depth", "SyncJobs waiting for a reconcile.", len(self.queue)),
+            gauge("schedule_queue_depth", "SyncSchedules waiting for a reconcile.",
+                  len(self.schedule_queue)),
+            gauge("admission_grants", "Jobs admitted but not yet seen running.",
+                  len(self.gate.grants)),
+            gauge("queued_jobs", "Jobs waiting for capacity.", len(self.gate.messages)),
+            gauge("progress_relayed_jobs", "Jobs whose progress is relayed.",
+                  len(self.relay.tracks)),
+            gauge("progress_status_writes", "status.progress writes so far.",
+                  self.relay.writes),
+            gauge("admission_passes", "Admission passes so far.", self.admitter.passes),
+            gauge("redis_available", "0 while Redis is unreachable.",
+                  float(self.link.available)),
+        ]
+        for phase, count in self.admitter.phase_counts.items():
+            out.append(gauge("jobs", "SyncJobs by phase (last admission pass).", count,
+                             {"phase": phase}))
+        if self.mirror is not None:
+            stats = self.mirror.writer.stats
+            out += [
+                gauge("mirror_pending", "Objects with entries not yet in PostgreSQL.",
+                      stats.pending),
+                gauge("mirror_failures", "Failed mirror writes so far.", stats.failures_total),
+                gauge("mirror_connected", "0 while PostgreSQL is unreachable.",
+                      float(stats.connected)),
+            ]
+        return out
+
     async def start(self) -> None:
         """Campaign for the Lease (or lead at once without election)."""
         self._leading = False
+        if self.settings.metrics_port:
+            self._metrics_server = self.metrics.serve(self.settings.metrics_port)
         if self.mirror is not None:
             self._spawn(self._start_mirror(), "mirror-start")
         if self.settings.leader_election:
@@ -184,6 +225,9 @@ class Runtime:
         self._tasks.append(asyncio.create_task(coro, name=name))
 
     async def stop(self) -> None:
+        server = getattr(self, "_metrics_server", None)
+        if server is not None:
+            server[0].shutdown()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

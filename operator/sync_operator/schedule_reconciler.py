@@ -29,6 +29,7 @@ from sync_operator.api.syncschedule import SyncScheduleSpec
 from sync_operator.conditions import format_time, set_condition
 from sync_operator.events import EventRecorder
 from sync_operator.kube import ApiError, KubeClient
+from sync_operator.metrics import OperatorMetrics
 from sync_operator.reconciler import move_actions
 from sync_operator.scheduling import (
     HistoryEntry,
@@ -86,6 +87,7 @@ class ScheduleReconciler:
         self.clock = clock
         self.on_change = on_change
         self.created = 0
+        self.metrics: OperatorMetrics | None = None
         self.reconciles = 0
 
     async def reconcile(self, key: Key) -> float | None:
@@ -189,6 +191,8 @@ class ScheduleReconciler:
                 return None
             raise
         self.created += 1
+        if self.metrics is not None:
+            self.metrics.schedule_jobs.inc()
         await self.recorder.record(schedule, "SuccessfulCreate",
                                    f"created SyncJob {name} for {format_time(scheduled)}")
         return created

@@ -30,6 +30,11 @@ class OperatorSettings(BaseSettings):
     runner_image: str = Field(default="sync-runner:0.1.0",
                               description="Image of the sync runner pods.")
     runner_service_account: str | None = Field(default=None)
+    runner_env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra environment of runner pods, e.g. SYNC_SOURCE_URL (JSON object).")
+    runner_env_from_secret: str | None = Field(
+        default=None, description="A Secret whose keys become runner env (credentials).")
     runner_grace_seconds: int = Field(default=30, ge=1,
                                       description="terminationGracePeriodSeconds of runner pods.")
     global_limit: int = Field(default=DEFAULT_GLOBAL_LIMIT, ge=1,

@@ -46,7 +46,7 @@ async def start_runtime(cluster: LocalCluster, redis_server: RedisServer, crds: 
         settings = OperatorSettings(
             namespace=namespace, redis_url=redis_server.url, controllers=["schedules"],
             lease_namespace=namespace, lease_duration_seconds=3,
-            lease_renew_deadline_seconds=2, lease_retry_period_seconds=0.5)
+            lease_renew_deadline_seconds=2, lease_retry_period_seconds=0.5, metrics_port=0)
         runtime = Runtime(settings, KubeClient(load_connection(cluster.admin_kubeconfig)),
                           clock)
         await runtime.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.request
 from typing import Any
 
 import pytest
@@ -49,6 +50,15 @@ async def test_syncjob_runs_to_succeeded_with_progress_and_events(
     job = await kube.get(JOBS, status["jobRef"], namespace)
     owner = job["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["name"], owner["controller"]) == ("SyncJob", "q1", True)
+    async def scraped() -> str | None:
+        url = f"http://127.0.0.1:{operator.settings['metrics_port']}/metrics"
+        text = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read())
+        page = text.decode()
+        return page if 'sync_operator_jobs{phase="Succeeded"} 1.0' in page else None
+
+    metrics = await eventually(scraped, timeout=15, what="metrics page")
+    assert "sync_operator_leader 1.0" in metrics
+    assert 'sync_operator_phase_transitions_total{to="Succeeded"} 1.0' in metrics
     reasons = [e["reason"] for e in await events_of(kube, namespace, "q1")]
     assert "Admitted" in reasons
     assert "Completed" in reasons
@@ -281,3 +291,34 @@ async def test_duplicate_dedup_key_ends_as_duplicate_of_the_active_job(
     assert body["status"]["duplicateOf"] == "orig"
     reason = {c["type"]: c for c in body["status"]["conditions"]}["Cancelled"]["reason"]
     assert reason == "Duplicate"
+
+
+async def test_a_schedules_max_concurrency_is_its_types_limit_and_edits_apply_at_once(
+        kube: KubeClient, namespace: str, operator: OperatorProcess) -> None:
+    from sync_operator.api.common import SYNCSCHEDULES
+    await kube.create(SYNCSCHEDULES, {
+        "apiVersion": "sync.jobcontrol.io/v1alpha1", "kind": "SyncSchedule",
+        "metadata": {"name": "audio-weekly"},
+        "spec": {"jobType": "audio", "schedule": "0 4 * * 0", "suspend": True,
+                 "maxConcurrency": 2}}, namespace)
+    for name in ("a1", "a2", "a3"):
+        await create_syncjob(kube, namespace, syncjob(name, "audio", params=demo(400, 0.2)))
+
+    async def phases() -> dict[str, list[str]] | None:
+        items = (await kube.list(SYNCJOBS, namespace))["items"]
+        by_phase: dict[str, list[str]] = {}
+        for item in items:
+            by_phase.setdefault(item.get("status", {}).get("phase", ""), []).append(
+                item["metadata"]["name"])
+        ok = len(by_phase.get("Running", [])) == 2 and len(by_phase.get("Queued", [])) == 1
+        return by_phase if ok else None
+
+    # Two run at once although audio's default limit is 1: the schedule says 2.
+    [waiting] = (await eventually(phases, timeout=30, what="2 running, 1 queued"))["Queued"]
+    queued = await kube.get(SYNCJOBS, waiting, namespace)
+    admitted = {c["type"]: c for c in queued["status"]["conditions"]}["Admitted"]
+    assert "type audio at its limit 2/2" in admitted["message"]
+    await kube.patch(SYNCSCHEDULES, "audio-weekly", {"spec": {"maxConcurrency": 3}}, namespace)
+    await wait_phase(kube, namespace, waiting, "Running", timeout=15)
+    for name in ("a1", "a2", "a3"):
+        await set_spec(kube, namespace, name, cancel=True)

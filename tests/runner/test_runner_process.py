@@ -284,13 +284,13 @@ async def test_unknown_job_type_runs_the_fallback_task_with_a_warning(
         tmp_path: Path) -> None:
     runner = start_runner(tmp_path, runner_env(redis_server.url, uid,
                                                {"items": 2, "unitSeconds": 0},
-                                               job_type="quran"))
+                                               job_type="zakat"))
 
     assert await runner.wait() == ExitCode.SUCCEEDED
     final = await read_status(redis_client, uid)
     assert final.warnings == 1
     assert final.summary["warningCount"] == 1
-    assert "quran" in final.summary["warnings"][0]
+    assert "zakat" in final.summary["warnings"][0]
 
 
 async def test_runner_survives_a_redis_restart_and_finishes(

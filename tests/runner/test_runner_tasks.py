@@ -14,7 +14,7 @@ def test_demo_job_type_resolves_to_the_demo_task() -> None:
 
 
 def test_job_type_without_a_task_resolves_to_the_fallback() -> None:
-    assert tasks.resolve("finance") == (DemoTask, True)
+    assert tasks.resolve("zakat") == (DemoTask, True)
 
 
 def test_registering_a_second_task_for_a_job_type_is_refused(

@@ -1,0 +1,1 @@
+"""Prayer times: the PrayTimes algorithm (calculator) and its reference data (reference)."""

@@ -1,0 +1,85 @@
+"""Shared by the chart tests: where the chart is, rendering it with the real helm, and
+running the testenv's kubectl."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from testkit.helm import ensure_helm, helm_env, template
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "sync-operator"
+CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
+                  "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"}
+
+
+@dataclass
+class Release:
+    """One rendering of the chart: its name, namespace and manifests."""
+
+    name: str
+    namespace: str
+    manifests: list[dict[str, Any]]
+
+    @property
+    def fullname(self) -> str:
+        return f"{self.name}-sync-operator"
+
+    def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        return [m for m in self.manifests if m["kind"] == kind]
+
+    def get(self, kind: str, name: str) -> dict[str, Any]:
+        found = [m for m in self.of_kind(kind) if m["metadata"]["name"] == name]
+        assert len(found) == 1, f"{kind}/{name}: {len(found)} rendered"
+        return found[0]
+
+    @property
+    def service_account(self) -> str:
+        return str(self.of_kind("ServiceAccount")[0]["metadata"]["name"])
+
+    def operator_env(self) -> dict[str, str]:
+        """The SYNC_OPERATOR_* values the Deployment sets (literal values only)."""
+        container = self.of_kind("Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
+        return {e["name"]: str(e["value"]) for e in container["env"] if "value" in e}
+
+
+def render(namespace: str, values: Mapping[str, Any] | None = None, *,
+           release: str | None = None) -> Release:
+    """`helm template` the chart as release `release` (default: the namespace's name)."""
+    name = release or namespace
+    return Release(name, namespace, template(CHART, name, namespace, values))
+
+
+async def kubectl(env: Mapping[str, str], *args: str, stdin: str | None = None,
+                  check: bool = True) -> tuple[int, str]:
+    """Run the testenv's kubectl; return (exit code, combined output)."""
+    proc = await asyncio.create_subprocess_exec(
+        "kubectl", *args, env=dict(env), stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await proc.communicate(stdin.encode() if stdin is not None else None)
+    text = out.decode()
+    code = proc.returncode if proc.returncode is not None else -1
+    if check and code != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed ({code}):\n{text}")
+    return code, text
+
+
+async def helm(kubeconfig: Path, *args: str) -> str:
+    """Run the real helm against the cluster; return its output, fail with it."""
+    env = {**helm_env(), "KUBECONFIG": str(kubeconfig)}
+    proc = await asyncio.create_subprocess_exec(
+        str(ensure_helm()), *args, env=env, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT)
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed ({proc.returncode}):\n"
+                             f"{out.decode()}")
+    return out.decode()
+
+
+# install(values, skip_kinds=...) -> Release: the `install` fixture's factory.
+Installer = Callable[..., Awaitable[Release]]

@@ -1,0 +1,244 @@
+"""The chart as rendered by the real helm: lint, CRDs in step with crds/, values that
+drive the operator's real settings, the default schedules, and the values schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from chart_helpers import CHART, REPO, render
+
+from sync_operator.settings import OperatorSettings
+from testkit.helm import lint, run_helm
+
+pytestmark = pytest.mark.cluster  # needs the Go-built helm, like the cluster tests
+
+
+def test_chart_lints_clean(helm_binary: Path) -> None:
+    for values in (None, {"watchNamespace": "sync-jobs", "webhook": {"enabled": False},
+                          "metrics": {"serviceMonitor": {"enabled": True}},
+                          "database": {"existingSecret": "sync-db"}},
+                   {"webhook": {"tls": {"certManager": {"enabled": True}}}},
+                   {"webhook": {"tls": {"existingSecret": "tls"}}, "metrics": {"enabled": False},
+                    "leaderElection": {"enabled": False}, "replicaCount": 1}):
+        result = lint(CHART, values)
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output
+        assert "0 chart(s) failed" in output
+        assert "[WARNING]" not in output, output
+        assert "[ERROR]" not in output, output
+
+
+def test_chart_crds_match_repository_crds() -> None:
+    """The chart ships the generated CRDs byte for byte, so the two cannot drift."""
+    ours = {p.name: p.read_bytes() for p in sorted((CHART / "crds").glob("*.yaml"))}
+    theirs = {p.name: p.read_bytes() for p in sorted((REPO / "crds").glob("*.yaml"))}
+    assert sorted(ours) == sorted(theirs)
+    for name, content in theirs.items():
+        assert ours[name] == content, (
+            f"charts/sync-operator/crds/{name} differs from crds/{name}: after regenerating "
+            "the CRDs, run `cp crds/*.yaml charts/sync-operator/crds/`")
+
+
+def test_default_schedules_are_the_deploy_schedules(helm_binary: Path) -> None:
+    release = render("sync-system")
+    rendered = {m["metadata"]["name"]: m for m in release.of_kind("SyncSchedule")}
+    shipped = {p.stem: yaml.safe_load(p.read_text())
+               for p in sorted((REPO / "deploy" / "schedules").glob("*.yaml"))}
+    assert sorted(rendered) == sorted(shipped)
+    for name, doc in shipped.items():
+        assert rendered[name]["spec"] == doc["spec"], name
+        assert rendered[name]["metadata"]["namespace"] == "sync-system"
+
+
+def test_a_default_schedule_can_be_disabled_or_changed(helm_binary: Path) -> None:
+    release = render("sync-system", {"watchNamespace": "jobs", "schedules": {
+        "audio-weekly": {"enabled": False},
+        "quran-daily": {"suspend": True, "jobTemplate": {"params": {"surah": 1}}}}})
+    names = {m["metadata"]["name"]: m for m in release.of_kind("SyncSchedule")}
+    assert "audio-weekly" not in names
+    assert len(names) == 4
+    quran = names["quran-daily"]
+    assert quran["metadata"]["namespace"] == "jobs"  # where the operator watches
+    assert quran["spec"]["suspend"] is True
+    assert quran["spec"]["jobTemplate"] == {"params": {"surah": 1}}
+    assert quran["spec"]["schedule"] == "0 3 * * *"
+
+
+def test_every_operator_env_var_is_a_setting_and_parses(
+        helm_binary: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Deployment's environment is read by the operator's own settings class."""
+    release = render("sync-system", {"limits": {"globalLimit": 6, "typeLimits": {"prayer": 3}}})
+    env = release.operator_env()
+    fields = {f"SYNC_OPERATOR_{name.upper()}" for name in OperatorSettings.model_fields}
+    assert set(env) <= fields, set(env) - fields
+    for name in fields:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = OperatorSettings()
+    assert settings.namespace is None  # cluster-wide by default
+    assert settings.lease_namespace == "sync-system"  # the release namespace
+    assert settings.leader_election is True
+    assert settings.global_limit == 6
+    assert {str(k): v for k, v in settings.type_limits.items()} == {
+        "quran": 1, "prayer": 3, "hadith": 1, "audio": 1, "finance": 1}
+    assert settings.runner_image == "sync-runner:0.1.0"
+    assert settings.metrics_port == 8080
+
+
+def test_secrets_are_referenced_not_inlined(helm_binary: Path) -> None:
+    release = render("sync-system", {
+        "database": {"existingSecret": "sync-db", "key": "url"},
+        "redis": {"existingSecret": "sync-redis"},
+        "runner": {"database": {"existingSecret": "app-db"}}})
+    container = release.of_kind("Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]
+            if "valueFrom" in e}
+    assert refs == {
+        "SYNC_OPERATOR_DATABASE_URL": {"name": "sync-db", "key": "url"},
+        "SYNC_OPERATOR_REDIS_URL": {"name": "sync-redis", "key": "redis-url"},
+        "SYNC_OPERATOR_RUNNER_DATABASE_URL": {"name": "app-db", "key": "runner-database-url"},
+    }
+
+
+def test_deployment_is_locked_down_and_highly_available(helm_binary: Path) -> None:
+    release = render("sync-system")
+    deployment = release.of_kind("Deployment")[0]
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert deployment["spec"]["replicas"] == 2
+    assert container["command"] == ["python", "-m", "sync_operator"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    sc = container["securityContext"]
+    assert (sc["runAsNonRoot"], sc["runAsUser"]) == (True, 10001)
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    assert any(v["name"] == "tmp" and "emptyDir" in v for v in pod["volumes"])
+    assert "livenessProbe" not in container
+    assert "readinessProbe" not in container
+    assert container["ports"] == [
+        {"name": "metrics", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "webhook", "containerPort": 9443, "protocol": "TCP"}]
+    assert pod["serviceAccountName"] == release.service_account
+    pdb = release.of_kind("PodDisruptionBudget")[0]
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"] == deployment["spec"]["selector"]
+    service = release.get("Service", f"{release.fullname}-metrics")
+    assert service["spec"]["ports"][0]["port"] == 8080
+    assert release.of_kind("ServiceMonitor") == []
+    monitored = render("sync-system", {"metrics": {"serviceMonitor": {"enabled": True}}})
+    assert len(monitored.of_kind("ServiceMonitor")) == 1
+
+
+def test_webhook_is_served_with_a_mounted_certificate(helm_binary: Path) -> None:
+    release = render("sync-system")
+    env = release.operator_env()
+    host = f"{release.fullname}-webhook.sync-system.svc"
+    assert env["SYNC_OPERATOR_WEBHOOK_ENABLED"] == "true"
+    assert env["SYNC_OPERATOR_WEBHOOK_HOST"] == host
+    assert env["SYNC_OPERATOR_WEBHOOK_PORT"] == "9443"
+    assert env["SYNC_OPERATOR_WEBHOOK_CONFIGURATION_NAME"] == "sync.jobcontrol.io"
+    service = release.get("Service", f"{release.fullname}-webhook")
+    assert service["spec"]["ports"][0]["port"] == 9443  # kopf's URL carries the port
+    secret = release.get("Secret", f"{release.fullname}-webhook-tls")
+    assert set(secret["data"]) == {"tls.crt", "tls.key", "ca.crt"}
+    pod = release.of_kind("Deployment")[0]["spec"]["template"]["spec"]
+    directory = Path(env["SYNC_OPERATOR_WEBHOOK_CERT_FILE"]).parent
+    assert {"name": "webhook-tls", "mountPath": str(directory), "readOnly": True} in \
+        pod["containers"][0]["volumeMounts"]
+    assert {"name": "webhook-tls", "secret": {"secretName": secret["metadata"]["name"]}} in \
+        pod["volumes"]
+    rules = _rules(release.get("ClusterRole", f"{release.fullname}-cluster"))
+    admission = "admissionregistration.k8s.io"
+    assert {r for r in rules if r[0] == admission} == {
+        (admission, kind, verb, name)
+        for kind in ("validatingwebhookconfigurations", "mutatingwebhookconfigurations")
+        for verb, name in (("create", ""), ("patch", "sync.jobcontrol.io"))}
+
+    managed = render("sync-system", {"webhook": {"tls": {"certManager": {"enabled": True}}}})
+    assert managed.of_kind("Secret") == []
+    certificate = managed.of_kind("Certificate")[0]
+    assert host in certificate["spec"]["dnsNames"]
+    assert certificate["spec"]["secretName"] == secret["metadata"]["name"]
+    own = render("sync-system", {"webhook": {"tls": {"existingSecret": "my-tls"}}})
+    assert own.of_kind("Secret") == []
+    assert own.of_kind("Certificate") == []
+    off = render("sync-system", {"webhook": {"enabled": False}})
+    assert off.operator_env()["SYNC_OPERATOR_WEBHOOK_ENABLED"] == "false"
+    assert not [r for r in _rules(off.get("ClusterRole", f"{off.fullname}-cluster"))
+                if r[0] == admission]
+    assert not [s for s in off.of_kind("Service") if s["metadata"]["name"].endswith("webhook")]
+
+
+def _rules(role: dict[str, Any]) -> set[tuple[str, str, str, str]]:
+    """(apiGroup, resource, verb, resourceName or '') for every combination in a role."""
+    return {(group, resource, verb, name)
+            for rule in role["rules"]
+            for group in rule["apiGroups"] for resource in rule["resources"]
+            for verb in rule["verbs"] for name in rule.get("resourceNames") or [""]}
+
+
+def test_namespaced_mode_uses_roles_and_asks_for_namespaces(helm_binary: Path) -> None:
+    cluster_wide = render("sync-system")
+    namespaced = render("sync-system", {"watchNamespace": "jobs", "webhook": {"enabled": False}})
+    assert cluster_wide.of_kind("Role")[0]["metadata"]["name"].endswith("-leader-election")
+    role = namespaced.get("Role", namespaced.fullname)
+    assert role["metadata"]["namespace"] == "jobs"
+    assert _rules(role) == _rules(cluster_wide.get("ClusterRole", cluster_wide.fullname))
+    binding = namespaced.get("RoleBinding", namespaced.fullname)
+    assert binding["metadata"]["namespace"] == "jobs"
+    assert binding["subjects"][0]["namespace"] == "sync-system"
+    env = namespaced.operator_env()
+    assert env["SYNC_OPERATOR_NAMESPACE"] == "jobs"
+    assert env["SYNC_OPERATOR_LEASE_NAMESPACE"] == "sync-system"
+    # kopf lists/watches namespaces only when it serves specific ones.
+    assert ("", "namespaces", "list", "") not in _rules(
+        cluster_wide.get("ClusterRole", f"{cluster_wide.fullname}-cluster"))
+    cluster_rules = _rules(namespaced.get("ClusterRole", f"{namespaced.fullname}-cluster"))
+    assert cluster_rules == {
+        ("apiextensions.k8s.io", "customresourcedefinitions", "list", ""),
+        ("apiextensions.k8s.io", "customresourcedefinitions", "watch", ""),
+        ("", "namespaces", "list", ""),
+        ("", "namespaces", "watch", ""),
+    }
+
+
+def test_values_schema_rejects_bad_values(helm_binary: Path) -> None:
+    for bad in ({"replicaCount": -1}, {"limits": {"globalLimit": 0}},
+                {"limits": {"typeLimits": {"video": 1}}}, {"redis": {"url": "http://x"}},
+                {"schedules": {"quran-daily": {"priority": 11}}},
+                {"schedules": {"quran-daily": {"concurrencyPolicy": "Sometimes"}}},
+                {"unknownKey": True}):
+        result = run_helm("template", "x", str(CHART), "--set-json",
+                          f"{_path(bad)}={json.dumps(_leaf(bad))}", check=False)
+        assert result.returncode != 0, f"accepted {bad}"
+        assert "schema" in result.stderr.lower(), result.stderr
+
+
+def test_leader_election_off_needs_a_single_replica(helm_binary: Path) -> None:
+    result = run_helm("template", "x", str(CHART), "--set", "leaderElection.enabled=false",
+                      check=False)
+    assert result.returncode != 0
+    assert "replicaCount" in result.stderr
+    single = render("sync-system", {"leaderElection": {"enabled": False}, "replicaCount": 1})
+    assert not [r for r in single.of_kind("Role") if r["metadata"]["name"].endswith("election")]
+
+
+def _path(nested: dict[str, Any]) -> str:
+    """{"a": {"b": 1}} -> "a.b" (the --set-json key of the single leaf)."""
+    key, value = next(iter(nested.items()))
+    return key + ("." + _path(value) if isinstance(value, dict) and value else "")
+
+
+def _leaf(nested: Any) -> Any:
+    while isinstance(nested, dict) and nested:
+        nested = next(iter(nested.values()))
+    return nested
