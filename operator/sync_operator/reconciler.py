@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from sync_operator.actions import unseen_actions
+from sync_operator.actions import syncjob_actions, unseen_actions
 from sync_operator.admitter import AdmissionGate
 from sync_operator.api.common import SYNCJOBS, Phase
 from sync_operator.api.syncjob import SyncJobSpec
@@ -63,6 +63,28 @@ def move_actions(body: Body, status: Body, phase: str | None, now: datetime) -> 
             status.get("mirror"), str(action["action"]), str(action.get("by") or "unknown"),
             phase, dict(action.get("details") or {}), at)
         status["actionsSeen"] = int(action["n"])
+    return status
+
+
+def audit_unattributed(body: Body, status: Body, phase: str, now: datetime) -> Body:
+    """Audit control changes that reached us without the webhook's stamp (it was down,
+    or `Ignore` let the change through) as performed by "unknown": nothing goes
+    unrecorded, and nothing is recorded twice."""
+    spec = body.get("spec") or {}
+    current = {"paused": bool(spec.get("paused")), "cancel": bool(spec.get("cancel")),
+               "priority": int(spec.get("priority", 5))}
+    status = dict(status)
+    previous = status.get("observedSpec")
+    status["observedSpec"] = current
+    if previous is None:
+        return status
+    stamped = {str(a["action"]) for a in unseen_actions(body)}
+    for action in syncjob_actions("UPDATE", {"spec": previous}, {"spec": current}):
+        if action["action"] not in stamped:
+            status["mirror"] = append_entry(
+                status.get("mirror"), action["action"], "unknown", phase,
+                {**action["details"], "note": "not attributed: admission webhook unavailable"},
+                now)
     return status
 
 
@@ -187,6 +209,7 @@ class Reconciler:
         """The decided status plus its audit entries: first the users' actions (moved
         from the webhook's annotation), then the operator's own transitions."""
         status = dict(decision.status)
+        status = audit_unattributed(body, status, decision.phase.value, self.clock())
         status = move_actions(body, status, decision.phase.value, self.clock())
         for note in decision.notes:
             if note.audit is None:

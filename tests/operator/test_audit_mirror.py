@@ -235,3 +235,22 @@ async def test_schedule_changes_are_mirrored_and_audited_with_the_user(
     actions = await eventually(audited_actions, timeout=30, what="schedule audit rows")
     assert actions == [("schedule_create", "alice"), ("schedule_toggle", "alice"),
                        ("schedule_update", "alice")]
+
+
+async def test_without_the_webhook_changes_are_audited_as_unknown_not_lost(
+        kube: KubeClient, namespace: str, database_url: str,
+        start_operator: Callable[..., OperatorProcess]) -> None:
+    upgrade(database_url)
+    start_operator(database_url=database_url, identity=OPERATOR_IDENTITY)
+    created = await kube.create(SYNCJOBS, syncjob("unstamped", "audio",
+                                                  params=demo(100, 0.2)), namespace)
+    await wait_phase(kube, namespace, "unstamped", "Running", timeout=30)
+    await kube.patch(SYNCJOBS, "unstamped", {"spec": {"paused": True, "priority": 2}},
+                     namespace)
+    await wait_phase(kube, namespace, "unstamped", "Paused", timeout=30)
+    await eventually(lambda: drained(kube, namespace, "unstamped"), timeout=30,
+                     what="drained")
+    trail = audit(database_url, created["metadata"]["uid"])
+    assert ("pause", "unknown") in trail
+    assert ("priority_change", "unknown") in trail
+    assert ("paused", OPERATOR_IDENTITY) in trail

@@ -140,6 +140,14 @@ class MirrorStatus(ApiModel):
     dropped: DroppedEntries | None = Field(default=None, description="Overflow, if any.")
 
 
+class ObservedSpec(ApiModel):
+    """spec.paused/cancel/priority as the operator last saw them."""
+
+    paused: bool = Field(default=False, description="spec.paused.")
+    cancel: bool = Field(default=False, description="spec.cancel.")
+    priority: int = Field(default=5, ge=1, le=10, description="spec.priority.")
+
+
 class ControlRequest(ApiModel):
     """The control flags the operator last asked the runner for (mirrored into Redis).
 
@@ -184,6 +192,9 @@ class SyncJobStatus(ApiModel):
     mirror: MirrorStatus | None = Field(default=None, description="PostgreSQL outbox.")
     control: ControlRequest | None = Field(
         default=None, description="Control flags last requested of the runner.")
+    observed_spec: ObservedSpec | None = Field(
+        default=None, description="The control fields as last reconciled; a change the "
+                                  "webhook did not attribute is audited as by 'unknown'.")
     actions_seen: int | None = Field(
         default=None, ge=0,
         description="Highest user action number (annotation sync.jobcontrol.io/actions) "
