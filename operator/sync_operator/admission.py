@@ -162,10 +162,7 @@ def candidate_from_body(body: Mapping[str, Any]) -> Candidate:
 
 def holds_capacity(body: Mapping[str, Any]) -> bool:
     """Whether a SyncJob object counts against the limits (its phase may own a pod)."""
-    try:
-        return Phase(body.get("status", {}).get("phase")).holds_pod
-    except ValueError:
-        return False
+    return Phase.of(body).holds_pod
 
 
 def active_from_body(body: Mapping[str, Any]) -> ActiveJob:

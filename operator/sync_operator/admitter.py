@@ -16,10 +16,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sync_operator.admission import ActiveJob, Candidate, Limits, plan_admission
+from sync_operator.admission import (
+    ActiveJob,
+    Candidate,
+    Limits,
+    active_from_body,
+    candidate_from_body,
+    holds_capacity,
+    plan_admission,
+)
 from sync_operator.api.common import SYNCJOBS, SYNCSCHEDULES, JobType, Phase
 from sync_operator.kube import KubeClient
-from sync_operator.statemachine import parse_time
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
@@ -94,35 +101,24 @@ class Admitter:
         self.passes += 1
         counts: dict[str, int] = {p.value: 0 for p in Phase}
         for job in jobs:
-            counts[_phase(job).value] += 1
+            counts[Phase.of(job).value] += 1
         self.phase_counts = counts
         by_uid = {j["metadata"]["uid"]: j for j in jobs}
         # A grant ends when the job is seen out of Queued (or gone).
         for uid in list(self.gate.grants):
             job = by_uid.get(uid)
-            if job is None or _phase(job) != Phase.QUEUED:
+            if job is None or Phase.of(job) != Phase.QUEUED:
                 self.gate.grants.pop(uid, None)
 
         active: list[ActiveJob] = []
         candidates: list[Candidate] = []
         for job in jobs:
             meta, spec = job["metadata"], job.get("spec", {})
-            phase = _phase(job)
-            try:
-                job_type = JobType(spec.get("jobType"))
-            except ValueError:
-                continue
-            uid = meta["uid"]
-            if phase.holds_pod or uid in self.gate.grants:
-                active.append(ActiveJob(uid=uid, job_type=job_type))
-            elif phase == Phase.QUEUED and not meta.get("deletionTimestamp") \
+            if holds_capacity(job) or meta["uid"] in self.gate.grants:
+                active.append(active_from_body(job))
+            elif Phase.of(job) == Phase.QUEUED and not meta.get("deletionTimestamp") \
                     and not spec.get("cancel"):
-                created = parse_time(meta.get("creationTimestamp"))
-                assert created is not None
-                candidates.append(Candidate(
-                    uid=uid, namespace=meta["namespace"], name=meta["name"],
-                    job_type=job_type, priority=int(spec.get("priority", 5)),
-                    created=created, paused=bool(spec.get("paused"))))
+                candidates.append(candidate_from_body(job))
 
         per_type: dict[str, int] = {
             str(k): v for k, v in type_limits(schedules, self.default_limits).items()}
@@ -145,9 +141,3 @@ class Admitter:
             if uid not in by_uid:
                 self.gate.messages.pop(uid, None)
 
-
-def _phase(job: dict[str, Any]) -> Phase:
-    try:
-        return Phase(job.get("status", {}).get("phase") or Phase.PENDING)
-    except ValueError:
-        return Phase.PENDING

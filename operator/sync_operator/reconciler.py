@@ -22,6 +22,7 @@ from sync_operator.api.common import SYNCJOBS, Phase
 from sync_operator.api.syncjob import SyncJobSpec
 from sync_operator.events import EventRecorder
 from sync_operator.kube import ApiError, KubeClient
+from sync_operator.kube.patches import merge_patch
 from sync_operator.kube.resources import JOBS
 from sync_operator.manifests import JobSettings, build_job, job_name
 from sync_operator.metrics import OperatorMetrics
@@ -135,7 +136,7 @@ class Reconciler:
             log.error("%s/%s has an invalid spec: %s", namespace, name, err)
             return None
         status: Body = dict(body.get("status") or {})
-        phase = Phase(status.get("phase") or Phase.PENDING)
+        phase = Phase.of(body)
         job_body = await self.client.get_or_none(JOBS, _job_name(body), namespace)
         job = JobObservation.from_body(job_body) if job_body else None
         live = not (phase.is_terminal and job is None)
@@ -220,9 +221,7 @@ class Reconciler:
         return status
 
     async def _write_status(self, body: Body, old: Body, new: Body) -> Body:
-        patch: Body = {k: v for k, v in new.items() if old.get(k) != v}
-        for removed in set(old) - set(new):
-            patch[removed] = None
+        patch = merge_patch(old, new)
         meta = body["metadata"]
         result: Body = await self.client.patch(
             SYNCJOBS, meta["name"],
@@ -247,7 +246,7 @@ class Reconciler:
             o for o in others
             if o["metadata"]["uid"] != meta["uid"]
             and o.get("spec", {}).get("dedupKey") == dedup_key
-            and not Phase(o.get("status", {}).get("phase") or Phase.PENDING).is_terminal
+            and not Phase.of(o).is_terminal
             and (o["metadata"]["creationTimestamp"], o["metadata"]["name"])
             < (meta["creationTimestamp"], meta["name"])
         ]
@@ -267,8 +266,7 @@ class Reconciler:
         uid, namespace = meta["uid"], meta["namespace"]
         self.relay.unregister(uid)
         self.gate.grants.pop(uid, None)
-        phase = Phase(body.get("status", {}).get("phase") or Phase.PENDING)
-        if not phase.is_terminal:
+        if not Phase.of(body).is_terminal:
             generation = int((body.get("status", {}).get("control") or {}).get("generation", 0))
             await self.link.set_control(uid, Control(cancel=True, generation=generation + 1))
         await self.client.delete(JOBS, _job_name(body), namespace,

@@ -29,6 +29,7 @@ from sync_operator.api.syncschedule import SyncScheduleSpec
 from sync_operator.conditions import format_time, set_condition
 from sync_operator.events import EventRecorder
 from sync_operator.kube import ApiError, KubeClient
+from sync_operator.kube.patches import merge_patch
 from sync_operator.metrics import OperatorMetrics
 from sync_operator.reconciler import move_actions
 from sync_operator.scheduling import (
@@ -114,7 +115,7 @@ class ScheduleReconciler:
 
         jobs = (await self.client.list(SYNCJOBS, namespace,
                                        label_selector=f"{SCHEDULE_LABEL}={name}"))["items"]
-        active = [j for j in jobs if not _phase(j).is_terminal
+        active = [j for j in jobs if not Phase.of(j).is_terminal
                   and not j["metadata"].get("deletionTimestamp")]
         decision = decide_tick(
             name, ScheduleTiming.from_spec(spec),
@@ -153,7 +154,7 @@ class ScheduleReconciler:
 
         await self._prune(namespace, jobs, spec)
         succeeded = [parse_time(j.get("status", {}).get("completedAt")) for j in jobs
-                     if _phase(j) == Phase.SUCCEEDED]
+                     if Phase.of(j) == Phase.SUCCEEDED]
         last_success = max((t for t in succeeded if t), default=None)
         if last_success is not None:
             previous = parse_time(status.get("lastSuccessfulTime"))
@@ -198,9 +199,9 @@ class ScheduleReconciler:
         return created
 
     async def _prune(self, namespace: str, jobs: list[Body], spec: SyncScheduleSpec) -> None:
-        history = [HistoryEntry(j["metadata"]["name"], _phase(j).value,
+        history = [HistoryEntry(j["metadata"]["name"], Phase.of(j).value,
                                 parse_time(j.get("status", {}).get("completedAt")))
-                   for j in jobs if _phase(j).is_terminal]
+                   for j in jobs if Phase.of(j).is_terminal]
         for name in prune_history(history, spec.successful_jobs_history_limit,
                                   spec.failed_jobs_history_limit):
             await self.client.delete(SYNCJOBS, name, namespace)
@@ -210,18 +211,10 @@ class ScheduleReconciler:
         if status == old:
             self.on_change(schedule)  # the mirror keeps every look, not only changes
             return
-        patch: Body = {k: v for k, v in status.items() if old.get(k) != v}
-        for removed in set(old) - set(status):
-            patch[removed] = None
+        patch = merge_patch(old, status)
         meta = schedule["metadata"]
         updated: Body = await self.client.patch(
             SYNCSCHEDULES, meta["name"], {"status": patch}, meta["namespace"],
             subresource="status")
         self.on_change(updated)
 
-
-def _phase(job: Body) -> Phase:
-    try:
-        return Phase(job.get("status", {}).get("phase") or Phase.PENDING)
-    except ValueError:
-        return Phase.PENDING

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -116,6 +117,14 @@ class Phase(StrEnum):
     CANCELLED = "Cancelled"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any]) -> Phase:
+        """The phase of a SyncJob body; Pending when unset or unknown."""
+        try:
+            return cls((body.get("status") or {}).get("phase") or cls.PENDING)
+        except ValueError:
+            return cls.PENDING
 
     @property
     def is_terminal(self) -> bool:

@@ -1,0 +1,14 @@
+"""JSON merge patches computed from two versions of an object part."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The top-level merge patch turning `old` into `new`: changed keys, and None for
+    removed ones (which a merge patch deletes)."""
+    patch: dict[str, Any] = {k: v for k, v in new.items() if old.get(k) != v}
+    for removed in set(old) - set(new):
+        patch[removed] = None
+    return patch
