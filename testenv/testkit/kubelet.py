@@ -33,8 +33,6 @@ from sync_operator.kube.resources import CONFIGMAPS, LEASES, NODES, PODS, SECRET
 log = logging.getLogger("process-kubelet")
 Obj = dict[str, Any]
 PYTHON_ALIASES = {"python", "python3", "/usr/bin/python3", "/usr/local/bin/python"}
-EXIT_SIGTERM = 143
-EXIT_SIGKILL = 137
 
 
 def now_rfc3339() -> str:
@@ -421,9 +419,8 @@ class ProcessKubelet:
     async def wait(self, c: ContainerRun) -> int:
         if c.process is not None:
             rc = await c.process.wait()
+            # A signal death reads as 128 + signal number, as a container runtime reports.
             c.exit_code = 128 - rc if rc < 0 else rc
-            if rc < 0:
-                c.exit_code = 128 + (-rc)
             c.finished_at = now_rfc3339()
         return c.exit_code if c.exit_code is not None else 128
 
