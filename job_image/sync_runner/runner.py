@@ -191,7 +191,8 @@ class Runner:
                 decision = stops.current() or decision
             return await self._stopped(decision, reporter, watcher, stops)
         except FatalTaskError as exc:
-            return await self._failed(reporter, ctx, ExitCode.FATAL, str(exc))
+            return await self._failed(reporter, ctx, ExitCode.FATAL, str(exc),
+                                      reason=exc.reason)
         except CheckpointNotSavedError as exc:
             return await self._failed(reporter, ctx, ExitCode.FAILED,
                                       f"checkpoint not saved: {exc}")
@@ -218,11 +219,13 @@ class Runner:
         return final
 
     async def _failed(self, reporter: StatusReporter, ctx: TaskContext, code: ExitCode,
-                      error: str) -> ExitCode:
+                      error: str, *, reason: str | None = None) -> ExitCode:
         log_event(log, "task.failed", level=logging.ERROR, error=error,
                   retryable=code is ExitCode.FAILED, exit_code=int(code))
+        # summary.reason: the operator's Failed condition reason (e.g. LockHeld).
+        summary = {"reason": reason} if reason else {}
         await reporter.publish_now(state=RunnerState.FAILED, error=error,
-                                   summary=self._with_warnings({}, ctx))
+                                   summary=self._with_warnings(summary, ctx))
         return code
 
     async def _stopped(self, decision: StopDecision, reporter: StatusReporter,
