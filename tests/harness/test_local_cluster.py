@@ -83,7 +83,7 @@ async def test_crd_is_served_and_schema_violations_are_rejected_with_the_servers
 async def _established(kube: KubeClient) -> bool:
     crd = await kube.get(CRDS, "widgets.harness.example.com")
     return any(c["type"] == "Established" and c["status"] == "True"
-               for c in crd.get("status", {}).get("conditions", []))
+               for c in (crd.get("status") or {}).get("conditions") or [])
 
 
 async def test_job_whose_pod_runs_python_completes_with_env_from_secret_and_configmap(
