@@ -223,5 +223,5 @@ class LocalCluster:
             node = self.admin_request("GET", f"/api/v1/nodes/{NODE_NAME}")
         except (urllib.error.URLError, OSError):
             return False
-        conditions = node.get("status", {}).get("conditions", [])
+        conditions = (node.get("status") or {}).get("conditions") or []
         return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)

@@ -45,7 +45,7 @@ def python_job(name: str, code: str, *, backoff_limit: int = 0,
 
 async def job_condition(kube: KubeClient, ns: str, name: str, ctype: str) -> dict[str, Any] | None:
     job = await kube.get(JOBS, name, ns)
-    for cond in job.get("status", {}).get("conditions", []):
+    for cond in (job.get("status") or {}).get("conditions") or []:
         if cond["type"] == ctype and cond["status"] == "True":
             return job
     return None
