@@ -1,0 +1,96 @@
+"""Who did what: actions derived from changes, stamped once, moved once."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sync_operator.actions import (
+    ACTIONS_ANNOTATION,
+    schedule_actions,
+    schedule_error,
+    stamp,
+    syncjob_actions,
+    syncjob_update_error,
+    unseen_actions,
+)
+from sync_operator.reconciler import audit_unattributed, move_actions
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def job(spec: dict[str, Any], status: dict[str, Any] | None = None,
+        actions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    annotations = {ACTIONS_ANNOTATION: json.dumps(actions)} if actions is not None else {}
+    return {"metadata": {"name": "j", "annotations": annotations},
+            "spec": {"jobType": "quran", **spec}, "status": status or {}}
+
+
+def test_pause_resume_cancel_and_priority_are_recognised() -> None:
+    assert syncjob_actions("UPDATE", job({}), job({"paused": True})) == [
+        {"action": "pause", "details": {}}]
+    assert syncjob_actions("UPDATE", job({"paused": True}), job({})) == [
+        {"action": "resume", "details": {}}]
+    both = syncjob_actions("UPDATE", job({"priority": 5}), job({"priority": 1, "cancel": True}))
+    assert [a["action"] for a in both] == ["cancel", "priority_change"]
+    assert both[1]["details"] == {"from": 5, "to": 1}
+    assert syncjob_actions("UPDATE", job({}), job({})) == []
+
+
+def test_schedule_toggle_and_update_are_told_apart() -> None:
+    old = {"spec": {"schedule": "0 3 * * *", "suspend": False}}
+    new = {"spec": {"schedule": "30 2 * * *", "suspend": True}}
+    actions = schedule_actions("UPDATE", old, new)
+    assert [a["action"] for a in actions] == ["schedule_toggle", "schedule_update"]
+    assert actions[1]["details"]["fields"] == ["schedule"]
+
+
+def test_stamps_number_actions_after_everything_already_seen() -> None:
+    body = job({}, status={"actionsSeen": 7},
+               actions=[{"n": 7, "action": "pause", "by": "alice", "at": "x", "details": {}}])
+    value = json.loads(stamp(body, [{"action": "resume"}], "bob", NOW, seen=7))
+    assert value == [{"n": 8, "action": "resume", "by": "bob", "at": "2026-11-25T12:00:00Z",
+                      "details": {}}]
+
+
+def test_actions_are_moved_into_the_outbox_exactly_once() -> None:
+    recorded = [{"n": 1, "action": "pause", "by": "alice", "at": "2026-11-25T11:00:00Z",
+                 "details": {}},
+                {"n": 2, "action": "resume", "by": "bob", "at": "2026-11-25T11:01:00Z",
+                 "details": {}}]
+    body = job({}, actions=recorded)
+    status = move_actions(body, {}, "Running", NOW)
+    assert [(e["action"], e["performedBy"]) for e in status["mirror"]["pending"]] == [
+        ("pause", "alice"), ("resume", "bob")]
+    assert status["actionsSeen"] == 2
+    again = move_actions(job({}, status=status, actions=recorded), status, "Running", NOW)
+    assert again == status
+    assert unseen_actions(job({}, status=status, actions=recorded)) == []
+
+
+def test_a_change_without_a_stamp_is_audited_as_unknown() -> None:
+    before = audit_unattributed(job({"priority": 5}), {}, "Running", NOW)
+    assert "mirror" not in before  # first look: nothing to compare with
+    after = audit_unattributed(job({"priority": 2}, status=before), before, "Running", NOW)
+    [entry] = after["mirror"]["pending"]
+    assert (entry["action"], entry["performedBy"]) == ("priority_change", "unknown")
+    stamped = job({"priority": 2}, status=before, actions=[
+        {"n": 1, "action": "priority_change", "by": "alice", "at": "x", "details": {}}])
+    assert "mirror" not in audit_unattributed(stamped, before, "Running", NOW)
+
+
+def test_illegal_updates_are_explained() -> None:
+    old = job({"params": {"x": 1}}, status={"phase": "Succeeded"})
+    assert syncjob_update_error(old, job({"params": {"y": 1}})) == "spec.params is immutable"
+    assert "is Succeeded: changing spec.paused has no effect" in str(
+        syncjob_update_error(old, job({"params": {"x": 1}, "paused": True})))
+    running = job({}, status={"phase": "Running"})
+    assert syncjob_update_error(running, job({"paused": True})) is None
+
+
+def test_schedule_errors_name_the_bad_part() -> None:
+    assert schedule_error({"schedule": "0 3 * * *", "timeZone": "Europe/Berlin"}) is None
+    assert "Mars/Olympus" in str(schedule_error({"schedule": "0 3 * * *",
+                                                 "timeZone": "Mars/Olympus"}))
+    assert schedule_error({"schedule": "61 * * * *"}) is not None
