@@ -13,6 +13,7 @@ from sync_operator.api.common import SYNCJOB, SYNCSCHEDULE
 from sync_operator.mirror import SchemaNotMigrated, ensure_schema
 from sync_operator.runtime import Runtime
 from sync_operator.settings import OperatorSettings
+from sync_operator.webhook_server import ServiceWebhookServer
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "sync-operator"}
 log = logging.getLogger(__name__)
@@ -39,10 +40,12 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
             log.warning("PostgreSQL unreachable at start-up; the mirror catches up "
                         "when it returns: %s", err)
     if config.webhook_enabled:
-        settings.admission.server = kopf.WebhookServer(
+        settings.admission.server = ServiceWebhookServer(
             addr=config.webhook_addr, port=config.webhook_port, host=config.webhook_host,
             certfile=config.webhook_cert_file, pkeyfile=config.webhook_key_file,
-            cafile=config.webhook_ca_file)
+            cafile=config.webhook_ca_file, service_name=config.webhook_service_name,
+            service_namespace=config.webhook_service_namespace,
+            service_port=config.webhook_service_port)
         settings.admission.managed = config.webhook_configuration_name
     runtime = Runtime(config)
     memo["runtime"] = runtime

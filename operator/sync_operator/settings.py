@@ -79,6 +79,11 @@ class OperatorSettings(BaseSettings):
     webhook_key_file: str | None = Field(default=None, description="Its private key.")
     webhook_ca_file: str | None = Field(default=None, description="CA bundle for the "
                                         "webhook configurations' caBundle.")
+    webhook_service_name: str | None = Field(
+        default=None, description="Register the webhooks by this Service (resolved by the API "
+                                  "server) instead of by URL.")
+    webhook_service_namespace: str | None = Field(default=None)
+    webhook_service_port: int = Field(default=443, ge=1, le=65535)
     webhook_configuration_name: str = Field(
         default="sync.jobcontrol.io",
         description="Name of the Validating/MutatingWebhookConfiguration kopf manages.")

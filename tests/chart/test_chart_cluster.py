@@ -175,6 +175,11 @@ async def test_operator_runs_a_syncjob_under_the_charts_rbac(
     assert settings["webhook_configuration_name"] == webhook_name
     cert, key = tmp_path / "webhook.crt", tmp_path / "webhook.key"
     cluster.pki.issue(cert, key, "sync-operator-webhook", ["IP:127.0.0.1"])
+    # In a cluster the API server reaches the webhook through its Service; here the
+    # operator is a local process and the local API server has no Service routing,
+    # so the webhook is registered by URL on 127.0.0.1 instead.
+    assert settings.pop("webhook_service_name") == f"{release.fullname}-webhook"
+    assert settings.pop("webhook_service_namespace") == namespace
     settings.update(webhook_addr="127.0.0.1", webhook_host="127.0.0.1",
                     webhook_port=str(free_port()), webhook_cert_file=str(cert),
                     webhook_key_file=str(key), webhook_ca_file=str(cluster.pki.ca_cert))
