@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -343,3 +344,27 @@ async def test_a_redis_restart_mid_run_is_survived_by_runner_and_operator(
     body = await wait_phase(kube, namespace, "weather", "Succeeded", timeout=60)
     assert body["status"]["progress"]["done"] == 40
     assert body["status"]["attempts"] == 1
+
+
+async def test_two_operator_replicas_one_acts_and_the_standby_takes_over(
+        kube: KubeClient, namespace: str,
+        start_operator: Callable[..., OperatorProcess]) -> None:
+    fast_lease = {"lease_duration_seconds": "4", "lease_renew_deadline_seconds": "3",
+                  "lease_retry_period_seconds": "0.5"}
+    first = start_operator(**fast_lease)
+    await asyncio.sleep(2)  # let the first one take the Lease
+    second = start_operator(**fast_lease)
+    await create_syncjob(kube, namespace, syncjob("ha", "quran", params=demo(60, 0.15)))
+    await wait_phase(kube, namespace, "ha", "Running", timeout=30)
+    await eventually(lambda: _done_at_least(kube, namespace, "ha", 5), timeout=30,
+                     what="progress")
+    first.kill()  # the leader dies without releasing the Lease
+    # The standby takes over after the lease expires and carries the job to the end.
+    await eventually(lambda: _done_at_least(kube, namespace, "ha", 40), timeout=40,
+                     what="progress relayed by the new leader")
+    body = await wait_phase(kube, namespace, "ha", "Succeeded", timeout=60)
+    assert body["status"]["attempts"] == 1
+    assert len(await jobs_of(kube, namespace)) == 1
+    admitted = [e for e in await events_of(kube, namespace, "ha") if e["reason"] == "Admitted"]
+    assert len(admitted) == 1
+    assert "is leading" in second.log()
