@@ -153,6 +153,7 @@ def start_operator(cluster: LocalCluster, redis_server: RedisServer, crds: list[
             "admission_interval_seconds": "2",
             "lease_namespace": namespace,
             "metrics_port": str(free_port()),
+            "health_port": str(free_port()),
             **overrides,
         }
         op = OperatorProcess(cluster.admin_kubeconfig, tmp_path / f"operator-{len(started)}.log",

@@ -25,8 +25,11 @@ def main() -> None:
         import sync_operator.webhooks  # noqa: F401  (registers the admission handlers)
 
     namespaces: list[str] = [settings.namespace] if settings.namespace else []
+    liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port \
+        else None
     asyncio.run(kopf.operator(
         standalone=True, clusterwide=not namespaces, namespaces=namespaces,
+        liveness_endpoint=liveness,
     ))
 
 

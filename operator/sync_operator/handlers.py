@@ -52,6 +52,13 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     await runtime.start()
 
 
+@kopf.on.probe(id="leading")
+def leading(memo: kopf.Memo, **_: Any) -> bool:
+    """Shown in /healthz: whether this replica leads (a standby is healthy too)."""
+    runtime: Runtime | None = memo.get("runtime")
+    return bool(runtime and runtime.leading)
+
+
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime | None = memo.get("runtime")

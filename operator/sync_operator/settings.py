@@ -87,4 +87,6 @@ class OperatorSettings(BaseSettings):
     webhook_configuration_name: str = Field(
         default="sync.jobcontrol.io",
         description="Name of the Validating/MutatingWebhookConfiguration kopf manages.")
+    health_port: int = Field(default=8081, ge=0, le=65535,
+                             description="kopf's liveness endpoint /healthz; 0 disables it.")
     metrics_port: int = Field(default=8080, ge=0, description="0 disables the metrics server.")

@@ -122,9 +122,10 @@ def test_deployment_is_locked_down_and_highly_available(helm_binary: Path) -> No
     assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
     assert any(v["name"] == "tmp" and "emptyDir" in v for v in pod["volumes"])
-    assert "livenessProbe" not in container
-    assert "readinessProbe" not in container
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert "readinessProbe" not in container  # a standby is healthy by design
     assert container["ports"] == [
+        {"name": "health", "containerPort": 8081, "protocol": "TCP"},
         {"name": "metrics", "containerPort": 8080, "protocol": "TCP"},
         {"name": "webhook", "containerPort": 9443, "protocol": "TCP"}]
     assert pod["serviceAccountName"] == release.service_account

@@ -59,6 +59,10 @@ async def test_syncjob_runs_to_succeeded_with_progress_and_events(
         return page if 'sync_operator_jobs{phase="Succeeded"} 1.0' in page else None
 
     metrics = await eventually(scraped, timeout=15, what="metrics page")
+    health_url = f"http://127.0.0.1:{operator.settings['health_port']}/healthz"
+    health = await asyncio.to_thread(
+        lambda: urllib.request.urlopen(health_url, timeout=5).read())
+    assert b'"leading": true' in health
     assert "sync_operator_leader 1.0" in metrics
     assert 'sync_operator_phase_transitions_total{to="Succeeded"} 1.0' in metrics
     reasons = [e["reason"] for e in await events_of(kube, namespace, "q1")]
