@@ -69,7 +69,8 @@ class Runtime:
                         service_account_name=settings.runner_service_account,
                         extra_env=settings.runner_env,
                         env_from_secret=settings.runner_env_from_secret),
-            Timeouts(settings.pause_grace_seconds, settings.cancel_grace_seconds),
+            Timeouts(settings.pause_grace_seconds, settings.cancel_grace_seconds,
+                     settings.heartbeat_stale_seconds),
             settings.identity, on_capacity_change=self.admitter.kick,
             clock=lambda: self.clock.now().replace(microsecond=0))
         self.schedules = ScheduleReconciler(self.client, self.recorder, self.clock.now)

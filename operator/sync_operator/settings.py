@@ -49,6 +49,9 @@ class OperatorSettings(BaseSettings):
     cancel_grace_seconds: float = Field(
         default=30.0, gt=0,
         description="How long a cooperative cancel may take before it is forced.")
+    heartbeat_stale_seconds: float = Field(
+        default=60.0, gt=0, description="A running job's runner silent this long is reported "
+                                        "as not progressing (condition and Warning Event).")
     progress_interval_seconds: float = Field(
         default=1.0, gt=0, description="At most one progress status write per job per interval.")
     admission_interval_seconds: float = Field(

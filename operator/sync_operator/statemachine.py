@@ -73,6 +73,9 @@ class Observation:
 class Timeouts:
     pause_grace_seconds: float = 60.0
     cancel_grace_seconds: float = 30.0
+    # A running job whose runner has not beaten its heart for this long is reported
+    # (condition Progressing=False, a Warning Event): hung, or cut off from Redis.
+    heartbeat_stale_seconds: float = 60.0
 
 
 # -- what should happen -----------------------------------------------------------------
@@ -143,6 +146,7 @@ class _Builder:
         self.actions: list[Action] = []
         self.notes: list[Note] = []
         self.requeue: float | None = None
+        self.timeouts = Timeouts()
 
     @property
     def now_str(self) -> str:
@@ -242,6 +246,7 @@ def _control_kwargs(current: dict[str, Any]) -> dict[str, Any]:
 def decide(obs: Observation, timeouts: Timeouts = Timeouts()) -> Decision:
     """The next step for one SyncJob. See the module docstring."""
     b = _Builder(obs)
+    b.timeouts = timeouts
     spec, job = obs.spec, obs.job
 
     if b.phase.is_terminal:
@@ -401,6 +406,24 @@ def _run(b: _Builder) -> None:
         b.status.setdefault("runStartedAt", b.now_str)
     if obs.runner is not None:
         b.status["progress"] = progress_status(obs.runner, b.status.get("progress"))
+        _check_heartbeat(b, obs.runner)
+    b.requeue = b.timeouts.heartbeat_stale_seconds  # look again even if nothing happens
+
+
+def _check_heartbeat(b: _Builder, runner: RunnerStatus) -> None:
+    """Progressing=True while the runner beats; False (with a Warning) once it is stale."""
+    age = b.obs.now.timestamp() - runner.heartbeat_at
+    limit = b.timeouts.heartbeat_stale_seconds
+    previous = next((c for c in b.status.get("conditions") or []
+                     if c.get("type") == ConditionType.PROGRESSING), None)
+    if age > limit:
+        message = f"no heartbeat from the runner for {age:.0f}s (limit {limit:.0f}s)"
+        if previous is None or previous.get("status") != "False":
+            b.notes.append(Note(Reason.HEARTBEAT_STALE, message, warning=True))
+        b.condition(ConditionType.PROGRESSING, False, Reason.HEARTBEAT_STALE, message)
+    else:
+        b.condition(ConditionType.PROGRESSING, True, Reason.PROGRESS_REPORTED,
+                    "the runner reports progress")
 
 
 def progress_status(runner: RunnerStatus, previous: dict[str, Any] | None) -> dict[str, Any]:

@@ -32,6 +32,7 @@ def job(*, suspended: bool = False, active: int = 1, failed: int = 0, complete: 
 
 
 def runner(state: RunnerState, done: int = 10, acked: int = 0, **extra: Any) -> RunnerStatus:
+    extra.setdefault("heartbeat_at", NOW.timestamp())
     return RunnerStatus(state=state, progress=Progress(done=done, total=100, unit="items",
                                                        updated_at=NOW.timestamp()),
                         acked_generation=acked, **extra)
@@ -242,3 +243,17 @@ def test_running_job_relays_progress_and_recreates_a_missing_job() -> None:
     assert decision.status["progress"]["done"] == 30
     assert decision.status["progress"]["percent"] == 30
     assert any(isinstance(a, CreateJob) for a in decision.actions)
+
+
+def test_a_silent_runner_is_reported_as_not_progressing_once() -> None:
+    silent = runner(RunnerState.RUNNING, heartbeat_at=(NOW - timedelta(seconds=61)).timestamp())
+    first = observe("Running", job=job(), runner=silent)
+    progressing = condition(first, "Progressing")
+    assert (progressing["status"], progressing["reason"]) == ("False", "HeartbeatStale")
+    assert [(n.reason, n.warning) for n in first.notes] == [("HeartbeatStale", True)]
+    again = observe("Running", job=job(), runner=silent, status=first.status)
+    assert again.notes == ()  # one Warning per stall, not one per look
+    beating = observe("Running", job=job(), runner=runner(RunnerState.RUNNING),
+                      status=first.status)
+    assert condition(beating, "Progressing")["status"] == "True"
+    assert beating.requeue_after == 60
