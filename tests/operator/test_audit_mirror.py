@@ -59,7 +59,9 @@ async def audited(cluster: LocalCluster, namespace: str, kube: KubeClient, datab
         webhook_ca_file=str(cluster.pki.ca_cert), webhook_configuration_name=config_name)
 
     async def registered() -> bool:
-        return await kube.get_or_none(MUTATING, config_name) is not None
+        # kopf creates each configuration empty, then patches its webhooks in.
+        configs = [await kube.get_or_none(res, config_name) for res in (MUTATING, VALIDATING)]
+        return all(c and c.get("webhooks") for c in configs)
 
     await eventually(registered, timeout=30, what="webhook configurations")
     await grant_users(kube, namespace)

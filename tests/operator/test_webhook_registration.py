@@ -36,7 +36,9 @@ async def test_webhooks_are_registered_by_service_reference(
                    webhook_service_port="9443", webhook_configuration_name=name)
 
     async def registered() -> dict[str, Any] | None:
-        return await kube.get_or_none(MUTATING, name)
+        # kopf creates the configuration empty, then patches its webhooks in.
+        config = await kube.get_or_none(MUTATING, name)
+        return config if config and config.get("webhooks") else None
 
     try:
         config = await eventually(registered, timeout=30, what="mutating configuration")
