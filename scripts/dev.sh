@@ -62,7 +62,11 @@ case "${1:-}" in
   test)
     "$VENV/bin/ruff" check .
     "$VENV/bin/mypy"
-    "$VENV/bin/pytest" "${@:2}"
+    # A temporary root of its own: pytest resets /tmp/pytest-of-<user> to 0700 at every
+    # session start, which would lock the postgres user out of a concurrent run's data.
+    base=$(mktemp -d -t sync-operator-tests-XXXXXX)
+    trap 'rm -rf "$base"' EXIT
+    "$VENV/bin/pytest" --basetemp "$base" "${@:2}"
     ;;
   demo)
     "$PY" -m testkit.demo "${@:2}"

@@ -68,27 +68,37 @@ def schedule_actions(operation: str, old: Body | None, new: Body | None) -> list
     return actions
 
 
-def recorded_actions(body: Body) -> list[Body]:
-    """The actions in a body's annotation (malformed content is ignored, not fatal)."""
-    raw = ((body.get("metadata") or {}).get("annotations") or {}).get(ACTIONS_ANNOTATION)
+def _well_formed(entry: Any) -> bool:
+    return isinstance(entry, dict) and isinstance(entry.get("n"), int) \
+        and isinstance(entry.get("action"), str) and bool(entry["action"]) \
+        and isinstance(entry.get("by"), str) and isinstance(entry.get("at"), str) \
+        and isinstance(entry.get("details", {}), dict)
+
+
+def recorded_actions(body: Body | None) -> list[Body]:
+    """The well-formed actions in a body's annotation; anything else is ignored, never
+    fatal (a hand-edited annotation must not wedge the object)."""
+    raw = (((body or {}).get("metadata") or {}).get("annotations") or {}).get(
+        ACTIONS_ANNOTATION)
     if not raw:
         return []
     try:
         loaded = json.loads(raw)
     except json.JSONDecodeError:
         return []
-    return [a for a in loaded if isinstance(a, dict) and isinstance(a.get("n"), int)] \
-        if isinstance(loaded, list) else []
+    return [a for a in loaded if _well_formed(a)] if isinstance(loaded, list) else []
 
 
-def stamp(body: Body, actions: list[Body], user: str, now: datetime,
+def stamp(old: Body | None, new: Body, actions: list[Body], user: str, now: datetime,
           seen: int | None = None) -> str:
-    """The new annotation value: existing actions (those not yet moved) plus these,
-    numbered after the highest number ever used."""
-    existing = recorded_actions(body)
+    """The new annotation value: the actions already recorded on the stored object
+    (`old`; whatever the request itself carries is ignored, so nobody can write an
+    entry in someone else's name) plus this request's, numbered after every number
+    used so far."""
+    existing = recorded_actions(old)
     if seen is not None:
         existing = [a for a in existing if a["n"] > seen]
-    status_seen = int(((body.get("status") or {}).get("actionsSeen")) or 0)
+    status_seen = int(((new.get("status") or {}).get("actionsSeen")) or 0)
     counter = max([status_seen, *(a["n"] for a in existing)])
     for action in actions:
         counter += 1

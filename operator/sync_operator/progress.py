@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import aiohttp
+
 from sync_operator.api.common import SYNCJOBS
 from sync_operator.kube import ApiError, KubeClient
 from sync_operator.statemachine import progress_status
@@ -31,6 +33,7 @@ class _Track:
     last_write: float = 0.0
     first: tuple[float, int] | None = None  # (time, done) at the first report of this run
     last_state: RunnerState | None = None
+    phase: str = "Running"
 
 
 def estimate_eta(first: tuple[float, int] | None, now: float, done: int,
@@ -52,10 +55,10 @@ class ProgressRelay:
         self.writes = 0
         self._wake = asyncio.Event()
 
-    def register(self, uid: str, key: Key) -> None:
-        """Relay this job's progress (called while it holds a pod)."""
-        if uid not in self.tracks:
-            self.tracks[uid] = _Track(key)
+    def register(self, uid: str, key: Key, phase: str) -> None:
+        """Relay this job's progress while it is in `phase` (a phase that holds a pod)."""
+        track = self.tracks.setdefault(uid, _Track(key))
+        track.phase = phase
 
     def unregister(self, uid: str) -> None:
         self.tracks.pop(uid, None)
@@ -100,12 +103,22 @@ class ProgressRelay:
         progress["etaSeconds"] = eta  # None removes a stale estimate (merge patch)
         namespace, name = track.key
         try:
-            await self.client.patch(SYNCJOBS, name, {"status": {"progress": progress}},
-                                    namespace, subresource="status")
+            # Only while the phase is the one the job was registered in: a late write
+            # must never overwrite the final progress of a finished or paused job.
+            await self.client.patch(SYNCJOBS, name, [
+                {"op": "test", "path": "/status/phase", "value": track.phase},
+                {"op": "add", "path": "/status/progress",
+                 "value": {k: v for k, v in progress.items() if v is not None}},
+            ], namespace, subresource="status", patch_type="json")
             self.writes += 1
         except ApiError as err:
             if err.not_found:
                 self.unregister(uid)
+            elif err.status == 422:
+                pass  # the phase moved on (test op failed): the reconciler writes it now
             else:
                 track.dirty = True
                 log.warning("progress of %s/%s not written: %s", namespace, name, err)
+        except (aiohttp.ClientError, TimeoutError, OSError) as err:
+            track.dirty = True  # the API server is unreachable: retry next interval
+            log.warning("progress of %s/%s not written: %s", namespace, name, err)

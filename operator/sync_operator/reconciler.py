@@ -59,7 +59,10 @@ def move_actions(body: Body, status: Body, phase: str | None, now: datetime) -> 
     """Move the users' actions recorded by the webhook into the audit outbox, once."""
     status = dict(status)
     for action in unseen_actions(body):
-        at = parse_time(action.get("at")) or now
+        try:
+            at = parse_time(action.get("at")) or now
+        except ValueError:
+            at = now
         status["mirror"] = append_entry(
             status.get("mirror"), str(action["action"]), str(action.get("by") or "unknown"),
             phase, dict(action.get("details") or {}), at)
@@ -153,8 +156,11 @@ class Reconciler:
             queue_message=self.gate.message(uid),
         ), self.timeouts)
 
-        for action in decision.actions:
-            await self._execute(action, body, job)
+        # The decision is written first (with a resourceVersion precondition), then
+        # acted on. A conflict means nothing was done; a crash after the write is
+        # repaired by the next pass, because each phase re-asserts its actions
+        # (Paused suspends, Running creates or unsuspends, control is re-published).
+        # So a forced stop is never mistaken for a cooperative one on a retry.
         new_status = self._with_audit(body, decision)
         if new_status != status:
             try:
@@ -163,6 +169,8 @@ class Reconciler:
                 if err.conflict:
                     return 0.0  # read again and decide again
                 raise
+        for action in decision.actions:
+            await self._execute(action, body, job)
         for note in decision.notes:
             await self.recorder.record(body, note.reason, note.message, warning=note.warning)
         if self.metrics is not None:
@@ -171,7 +179,7 @@ class Reconciler:
                 self.metrics.transitions.labels(decision.phase.value).inc()
 
         if decision.phase.holds_pod:
-            self.relay.register(uid, key)
+            self.relay.register(uid, key, decision.phase.value)
         else:
             self.relay.unregister(uid)
         if decision.phase != phase or phase == Phase.PENDING:

@@ -89,7 +89,13 @@ class RunnerLink:
         except (RedisError, OSError) as err:
             self._outage("read checkpoint", err)
             return None
-        return Checkpoint.model_validate_json(raw) if raw else None
+        if not raw:
+            return None
+        try:
+            return Checkpoint.model_validate_json(raw)
+        except ValidationError as err:  # the runner starts over from such a checkpoint
+            log.warning("ignoring malformed checkpoint of %s: %s", job_uid, err)
+            return None
 
     async def set_control(self, job_uid: str, control: Control) -> bool:
         """Publish `control` unless Redis already holds this generation or a newer one."""

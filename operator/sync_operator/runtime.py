@@ -12,7 +12,6 @@ import asyncio
 import logging
 import socket
 import uuid
-from collections.abc import Coroutine
 from typing import Any
 
 import aiohttp
@@ -81,6 +80,8 @@ class Runtime:
             self.mirror = MirrorLink(self.client, writer)
             self.reconciler.mirror = self.mirror
             self.schedules.on_change = self.mirror.notify
+            self.schedules.mirror = self.mirror
+            self.schedules.deleter = self.link.deleter
         self.elector = LeaderElector(
             self.client, settings.lease_namespace, settings.lease_name, self.identity,
             lease_duration=settings.lease_duration_seconds,
@@ -187,22 +188,37 @@ class Runtime:
         """Everything that acts; runs only while this replica holds the Lease."""
         log.info("%s is leading", self.identity)
         self._leading = True
+        # Grants and queue messages of an earlier term are stale: the other leader acted.
+        self.gate.grants.clear()
+        self.gate.messages.clear()
         try:
-            await self.resync()
-            work: list[Coroutine[Any, Any, None]] = []
-            if "syncjobs" in self.settings.controllers:
-                work += [self.queue.run_worker(self.reconciler.reconcile, self._on_error)
-                         for _ in range(self.settings.workers)]
-                work += [self.admitter.run(), self.relay.run(),
-                         self.link.follow(self._on_runner_status)]
-                self.admitter.kick()
-            if "schedules" in self.settings.controllers:
-                work.append(self.schedule_queue.run_worker(self.schedules.reconcile,
-                                                           self._on_error))
-            await asyncio.gather(*work)
+            while True:
+                try:
+                    await self._work()
+                except* Exception as errors:
+                    log.error("leader work failed, restarting it: %r", errors.exceptions)
+                    await asyncio.sleep(1.0)
         finally:
             self._leading = False
+            self.gate.grants.clear()
             log.info("%s stopped leading", self.identity)
+
+    async def _work(self) -> None:
+        """All loops in one TaskGroup: if one dies, all stop, so nothing keeps acting
+        half-way; `_lead` starts them again from a fresh resync."""
+        await self.resync()
+        async with asyncio.TaskGroup() as group:
+            if "syncjobs" in self.settings.controllers:
+                for _ in range(self.settings.workers):
+                    group.create_task(self.queue.run_worker(self.reconciler.reconcile,
+                                                            self._on_error))
+                group.create_task(self.admitter.run())
+                group.create_task(self.relay.run())
+                group.create_task(self.link.follow(self._on_runner_status))
+                self.admitter.kick()
+            if "schedules" in self.settings.controllers:
+                group.create_task(self.schedule_queue.run_worker(self.schedules.reconcile,
+                                                                 self._on_error))
 
     async def resync(self) -> None:
         """Enqueue every object: a new leader looks at everything once (retried until the

@@ -11,7 +11,7 @@ missed write is repaired on the next pass because the job already exists.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,7 +31,7 @@ from sync_operator.events import EventRecorder
 from sync_operator.kube import ApiError, KubeClient
 from sync_operator.kube.patches import merge_patch
 from sync_operator.metrics import OperatorMetrics
-from sync_operator.reconciler import move_actions
+from sync_operator.reconciler import FINALIZER, Mirror, move_actions
 from sync_operator.scheduling import (
     HistoryEntry,
     ScheduleTiming,
@@ -90,13 +90,33 @@ class ScheduleReconciler:
         self.created = 0
         self.metrics: OperatorMetrics | None = None
         self.reconciles = 0
+        # With a mirror, deletion must be recorded before the object goes: a finalizer.
+        self.mirror: Mirror | None = None
+        self.deleter: Callable[[str], Awaitable[str | None]] | None = None
 
     async def reconcile(self, key: Key) -> float | None:
-        namespace, name = key
+        """One look at a schedule; returns when to look again."""
         self.reconciles += 1
+        try:
+            return await self._reconcile(key)
+        except ApiError as err:
+            if err.conflict:
+                return 0.0  # our read was stale (a drain, an edit): read again
+            raise
+
+    async def _reconcile(self, key: Key) -> float | None:
+        namespace, name = key
         schedule = await self.client.get_or_none(SYNCSCHEDULES, name, namespace)
-        if schedule is None or schedule["metadata"].get("deletionTimestamp"):
+        if schedule is None:
             return None
+        if schedule["metadata"].get("deletionTimestamp"):
+            await self._finalize(schedule)
+            return None
+        if self.mirror is not None and FINALIZER not in (
+                schedule["metadata"].get("finalizers") or []):
+            schedule = await self.client.patch(SYNCSCHEDULES, name, {"metadata": {
+                "finalizers": [*(schedule["metadata"].get("finalizers") or []), FINALIZER],
+                "resourceVersion": schedule["metadata"]["resourceVersion"]}}, namespace)
         now = self.clock()
         status: Body = dict(schedule.get("status") or {})
         generation = int(schedule["metadata"].get("generation", 1))
@@ -181,6 +201,23 @@ class ScheduleReconciler:
         wait = (decision.next_schedule_time - now) / timedelta(seconds=1)
         return max(0.05, min(wait, MAX_SLEEP_SECONDS))
 
+    async def _finalize(self, schedule: Body) -> None:
+        """Record the deletion (and any audit entries still waiting) in PostgreSQL,
+        then let the schedule go. Its SyncJobs go with it (ownerReferences)."""
+        meta = schedule["metadata"]
+        if FINALIZER not in (meta.get("finalizers") or []):
+            return
+        if self.mirror is not None:
+            who = (await self.deleter(meta["uid"]) if self.deleter else None) or "unknown"
+            await self.mirror.record_deletion(schedule, who)
+        try:
+            await self.client.patch(SYNCSCHEDULES, meta["name"], {"metadata": {
+                "finalizers": [f for f in meta["finalizers"] if f != FINALIZER],
+                "resourceVersion": meta["resourceVersion"]}}, meta["namespace"])
+        except ApiError as err:
+            if not err.not_found:
+                raise
+
     async def _create(self, schedule: Body, spec: SyncScheduleSpec, name: str,
                       scheduled: datetime) -> Body | None:
         body = syncjob_for_tick(schedule, spec, name, scheduled)
@@ -213,8 +250,11 @@ class ScheduleReconciler:
             return
         patch = merge_patch(old, status)
         meta = schedule["metadata"]
+        # With a resourceVersion precondition: status.mirror may have been drained since
+        # the read, and a blind write would bring the drained entries back.
         updated: Body = await self.client.patch(
-            SYNCSCHEDULES, meta["name"], {"status": patch}, meta["namespace"],
-            subresource="status")
+            SYNCSCHEDULES, meta["name"],
+            {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": patch},
+            meta["namespace"], subresource="status")
         self.on_change(updated)
 

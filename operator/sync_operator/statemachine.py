@@ -209,6 +209,7 @@ class _Builder:
         return max(1, int(timeout * 60 - spent))
 
     def finish(self, phase: Phase, reason: str, message: str, *, warning: bool = False) -> None:
+        message = _bounded(message)
         self.stop_the_clock()
         self.status["completedAt"] = self.now_str
         self.go(phase, reason, message, warning=warning)
@@ -230,9 +231,23 @@ class _Builder:
             self.status["attempts"] = max(int(self.status.get("attempts") or 0),
                                           self.obs.job.failed + (1 if self.obs.job.active else 0)
                                           + self.obs.job.succeeded)
-        return Decision(phase=self.phase, status=self.status, actions=tuple(self.actions),
+        actions = tuple(dict.fromkeys(self.actions))  # each action once, in order
+        return Decision(phase=self.phase, status=self.status, actions=actions,
                         notes=tuple(self.notes), requeue_after=self.requeue,
                         changed=self.status != self.obs.status)
+
+
+MAX_MESSAGE = 4096
+
+
+def _bounded(message: str) -> str:
+    """Runner errors can be long; the CRD caps messages, and a write over the cap would
+    be refused forever. Keep the start and the end, which say the most."""
+    if len(message) <= MAX_MESSAGE:
+        return message
+    half = MAX_MESSAGE // 2 - 20
+    return f"{message[:half]} ... [{len(message) - 2 * half} characters cut] ... " \
+        f"{message[-half:]}"
 
 
 def _control_kwargs(current: dict[str, Any]) -> dict[str, Any]:
@@ -372,6 +387,10 @@ def _paused(b: _Builder, reason: str, message: str, *, warning: bool = False) ->
 
 def _run(b: _Builder) -> None:
     obs, job = b.obs, b.obs.job
+    if b.status.get("control"):
+        # Re-assert "run" in Redis on every pass: a resume whose publish was lost (Redis
+        # down, or a crash after the status write) must not leave a pause flag behind.
+        b.control(paused=False, cancel=False)
     if b.phase == Phase.PAUSED:
         b.control(paused=False, cancel=False)
         b.go(Phase.QUEUED, Reason.RESUMED, "resumed: waiting in the queue for capacity",
@@ -386,6 +405,15 @@ def _run(b: _Builder) -> None:
     elif b.phase == Phase.PENDING:
         b.go(Phase.QUEUED, Reason.QUEUED, "waiting in the queue", audit="queued")
 
+    if b.phase == Phase.QUEUED and job is not None and not job.suspended and job.active > 0:
+        # The Job was created but the status write was lost (a crash in between): it
+        # runs, so it holds capacity; say so rather than wait for a grant.
+        b.status.setdefault("startedAt", b.now_str)
+        b.status.setdefault("runStartedAt", b.now_str)
+        b.go(Phase.RUNNING, Reason.ADMITTED, "its Job is already running", audit="started")
+        b.condition(ConditionType.ADMITTED, True, Reason.ADMITTED, "the Job already runs")
+        b.condition(ConditionType.RUNNING, True, Reason.STARTED, "the runner pod runs")
+        return
     if b.phase == Phase.QUEUED:
         if not obs.granted:
             message = obs.queue_message or "waiting in the queue"
@@ -406,7 +434,11 @@ def _run(b: _Builder) -> None:
         b.status.setdefault("runStartedAt", b.now_str)
     if obs.runner is not None:
         b.status["progress"] = progress_status(obs.runner, b.status.get("progress"))
-        _check_heartbeat(b, obs.runner)
+        run_started = parse_time(b.status.get("runStartedAt"))
+        current_run = obs.runner.started_at is not None and (
+            run_started is None or obs.runner.started_at >= run_started.timestamp() - 1)
+        if obs.runner.state in (RunnerState.RUNNING, RunnerState.STARTING) and current_run:
+            _check_heartbeat(b, obs.runner)  # not the report of a pod stopped earlier
     b.requeue = b.timeouts.heartbeat_stale_seconds  # look again even if nothing happens
 
 

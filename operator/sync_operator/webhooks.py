@@ -50,11 +50,22 @@ def validate_syncjob(**kwargs: Any) -> None:
         raise kopf.AdmissionError(error, code=422)
 
 
+@kopf.on.validate(*SYNCSCHEDULE.kopf, id="record-schedule-deleter", operations=["DELETE"],
+                  ignore_failures=True)
+async def record_schedule_deleter(userinfo: kopf.UserInfo, memo: Any, dryrun: bool,
+                                  **kwargs: Any) -> None:
+    await _remember_deleter(userinfo, memo, dryrun, kwargs.get("old"))
+
+
 @kopf.on.validate(*SYNCJOB.kopf, id="record-deleter", operations=["DELETE"],
                   ignore_failures=True)
 async def record_deleter(userinfo: kopf.UserInfo, memo: Any, dryrun: bool,
                          **kwargs: Any) -> None:
-    old = _plain(kwargs.get("old"))
+    await _remember_deleter(userinfo, memo, dryrun, kwargs.get("old"))
+
+
+async def _remember_deleter(userinfo: Any, memo: Any, dryrun: bool, old: Any) -> None:
+    """Who deleted an object: the finalizer reads it for the audit row."""
     if old is None or dryrun:
         return
     await memo["runtime"].link.record_deleter(old["metadata"]["uid"], _user(userinfo))
@@ -64,24 +75,31 @@ async def record_deleter(userinfo: kopf.UserInfo, memo: Any, dryrun: bool,
                 ignore_failures=True)
 def stamp_syncjob(userinfo: kopf.UserInfo, patch: kopf.Patch, **kwargs: Any) -> None:
     old, new = _plain(kwargs.get("old")), _plain(kwargs.get("new"))
-    _stamp(syncjob_actions(str(kwargs.get("operation")), old, new), new, userinfo, patch)
+    _stamp(syncjob_actions(str(kwargs.get("operation")), old, new), old, new, userinfo, patch)
 
 
 @kopf.on.mutate(*SYNCSCHEDULE.kopf, id="stamp-schedule-actor",
                 operations=["CREATE", "UPDATE"], ignore_failures=True)
 def stamp_schedule(userinfo: kopf.UserInfo, patch: kopf.Patch, **kwargs: Any) -> None:
     old, new = _plain(kwargs.get("old")), _plain(kwargs.get("new"))
-    _stamp(schedule_actions(str(kwargs.get("operation")), old, new), new, userinfo, patch)
+    _stamp(schedule_actions(str(kwargs.get("operation")), old, new), old, new, userinfo, patch)
 
 
 def _plain(body: Any) -> dict[str, Any] | None:
     return None if body is None else dict(body)
 
 
-def _stamp(actions: list[dict[str, Any]], new: dict[str, Any] | None, userinfo: Any,
-           patch: kopf.Patch) -> None:
-    if not actions or new is None:
+def _stamp(actions: list[dict[str, Any]], old: dict[str, Any] | None,
+           new: dict[str, Any] | None, userinfo: Any, patch: kopf.Patch) -> None:
+    """Write the annotation on every change that carries actions or touches it, so a
+    request can never store entries of its own making."""
+    if new is None:
+        return
+    carried = ((new.get("metadata") or {}).get("annotations") or {}).get(ACTIONS_ANNOTATION)
+    stored = ((((old or {}).get("metadata") or {}).get("annotations") or {})
+              .get(ACTIONS_ANNOTATION))
+    if not actions and carried == stored:
         return
     seen = int((new.get("status") or {}).get("actionsSeen") or 0)
-    value = stamp(new, actions, _user(userinfo), datetime.now(UTC), seen=seen)
+    value = stamp(old, new, actions, _user(userinfo), datetime.now(UTC), seen=seen)
     patch.setdefault("metadata", {}).setdefault("annotations", {})[ACTIONS_ANNOTATION] = value

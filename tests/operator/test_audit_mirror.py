@@ -238,6 +238,18 @@ async def test_schedule_changes_are_mirrored_and_audited_with_the_user(
     assert actions == [("schedule_create", "alice"), ("schedule_toggle", "alice"),
                        ("schedule_update", "alice")]
 
+    async with user_client(cluster, "bob", namespace) as bob:
+        await bob.delete(SYNCSCHEDULES, "nightly", namespace)
+
+    async def gone() -> bool:
+        return await kube.get_or_none(SYNCSCHEDULES, "nightly", namespace) is None
+
+    await eventually(gone, timeout=30, what="schedule deleted through its finalizer")
+    assert audit(url, uid)[-1] == ("delete", "bob")
+    [(deleted_at,)] = rows(url, "select deleted_at from sync_job_schedules "
+                                "where schedule_uid = %s", uid)
+    assert deleted_at is not None
+
 
 async def test_without_the_webhook_changes_are_audited_as_unknown_not_lost(
         kube: KubeClient, namespace: str, database_url: str,

@@ -49,9 +49,27 @@ def test_schedule_toggle_and_update_are_told_apart() -> None:
 def test_stamps_number_actions_after_everything_already_seen() -> None:
     body = job({}, status={"actionsSeen": 7},
                actions=[{"n": 7, "action": "pause", "by": "alice", "at": "x", "details": {}}])
-    value = json.loads(stamp(body, [{"action": "resume"}], "bob", NOW, seen=7))
+    value = json.loads(stamp(body, body, [{"action": "resume"}], "bob", NOW, seen=7))
     assert value == [{"n": 8, "action": "resume", "by": "bob", "at": "2026-11-25T12:00:00Z",
                       "details": {}}]
+
+
+def test_entries_a_request_brings_itself_are_not_kept() -> None:
+    stored = job({})
+    forged = job({}, actions=[{"n": 9, "action": "cancel", "by": "alice", "at": "x",
+                               "details": {}}])
+    value = json.loads(stamp(stored, forged, [{"action": "pause"}], "mallory", NOW))
+    assert value == [{"n": 1, "action": "pause", "by": "mallory",
+                      "at": "2026-11-25T12:00:00Z", "details": {}}]
+
+
+def test_malformed_recorded_actions_are_skipped_not_fatal() -> None:
+    body = job({}, actions=[{"n": 1, "action": ""}, {"n": "2", "action": "pause"},
+                            {"n": 3, "action": "pause", "by": "alice", "at": "not a time",
+                             "details": {}}])
+    status = move_actions(body, {}, "Running", NOW)
+    [entry] = status["mirror"]["pending"]
+    assert (entry["action"], entry["performedBy"]) == ("pause", "alice")
 
 
 def test_actions_are_moved_into_the_outbox_exactly_once() -> None:

@@ -33,6 +33,7 @@ def job(*, suspended: bool = False, active: int = 1, failed: int = 0, complete: 
 
 def runner(state: RunnerState, done: int = 10, acked: int = 0, **extra: Any) -> RunnerStatus:
     extra.setdefault("heartbeat_at", NOW.timestamp())
+    extra.setdefault("started_at", NOW.timestamp() - 10)
     return RunnerStatus(state=state, progress=Progress(done=done, total=100, unit="items",
                                                        updated_at=NOW.timestamp()),
                         acked_generation=acked, **extra)
@@ -257,3 +258,25 @@ def test_a_silent_runner_is_reported_as_not_progressing_once() -> None:
                       status=first.status)
     assert condition(beating, "Progressing")["status"] == "True"
     assert beating.requeue_after == 60
+
+
+def test_the_stale_report_of_a_pod_stopped_before_a_resume_is_not_a_stall() -> None:
+    old_pod = runner(RunnerState.PAUSED, heartbeat_at=(NOW - timedelta(hours=1)).timestamp(),
+                     started_at=(NOW - timedelta(hours=2)).timestamp())
+    resumed = observe("Running", job=job(), runner=old_pod,
+                      status={"runStartedAt": "2026-11-25T11:59:50Z"})
+    assert resumed.notes == ()
+    assert all(c["type"] != "Progressing" for c in resumed.status.get("conditions", []))
+
+
+def test_a_queued_job_whose_job_already_runs_is_running() -> None:
+    decision = observe("Queued", job=job(active=1), granted=False)
+    assert decision.phase == Phase.RUNNING
+    assert not any(isinstance(a, CreateJob) for a in decision.actions)
+
+
+def test_a_very_long_runner_error_is_cut_to_fit_the_schema() -> None:
+    decision = observe("Running", job=job(failed_reason="BackoffLimitExceeded", active=0),
+                       runner=runner(RunnerState.FAILED, error="x" * 100_000))
+    assert len(decision.status["error"]) <= 4096
+    assert len(condition(decision, "Failed")["message"]) <= 4096
