@@ -247,16 +247,20 @@ class Reconciler:
         return result
 
     async def _duplicate_of(self, body: Body, dedup_key: str) -> str | None:
-        """The oldest other active SyncJob in the namespace with the same dedupKey."""
+        """The oldest other active SyncJob in the namespace with the same dedupKey.
+
+        One already past Pending always wins (it was accepted first). Between two
+        still Pending, the older wins, ties broken by name, so both sides agree."""
         meta = body["metadata"]
+        mine = (meta["creationTimestamp"], meta["name"])
         others = (await self.client.list(SYNCJOBS, meta["namespace"]))["items"]
         active = [
             o for o in others
             if o["metadata"]["uid"] != meta["uid"]
             and o.get("spec", {}).get("dedupKey") == dedup_key
             and not Phase.of(o).is_terminal
-            and (o["metadata"]["creationTimestamp"], o["metadata"]["name"])
-            < (meta["creationTimestamp"], meta["name"])
+            and (Phase.of(o) != Phase.PENDING
+                 or (o["metadata"]["creationTimestamp"], o["metadata"]["name"]) < mine)
         ]
         if not active:
             return None
