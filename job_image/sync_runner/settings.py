@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
@@ -54,7 +54,7 @@ class RunnerSettings(BaseSettings):
     # How long a checkpoint save, a final status or the startup reads keep retrying
     # through a Redis outage before the runner gives up and says so.
     redis_retry_seconds: float = Field(default=30.0, ge=0)
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
     @field_validator("job_params", mode="before")
     @classmethod

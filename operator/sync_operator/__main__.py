@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 
 import kopf
+from pydantic import ValidationError
 
 from sync_operator.settings import OperatorSettings
 
@@ -15,7 +17,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="sync-operator", description=__doc__)
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
-    settings = OperatorSettings()  # validate the environment before anything starts
+    try:
+        settings = OperatorSettings()  # validate the environment before anything starts
+    except ValidationError as err:
+        print(f"sync-operator: invalid settings (SYNC_OPERATOR_* variables):\n{err}",
+              file=sys.stderr)
+        sys.exit(2)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s")

@@ -26,7 +26,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.persistence.finalizer = "sync.jobcontrol.io/kopf"
-    config = OperatorSettings()
+    try:
+        config = OperatorSettings()
+    except ValueError as err:  # bad settings do not get better by retrying
+        raise kopf.PermanentError(f"invalid operator settings: {err}") from err
     if config.database_url:
         # Refuse to start against an unmigrated database (or migrate, when told to);
         # an unreachable one is checked again when it returns (the mirror waits).

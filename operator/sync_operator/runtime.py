@@ -158,9 +158,11 @@ class Runtime:
             gauge("redis_available", "0 while Redis is unreachable.",
                   float(self.link.available)),
         ]
+        jobs = GaugeMetricFamily("sync_operator_jobs", "SyncJobs by phase (last admission "
+                                 "pass).", labels=["phase"])
         for phase, count in self.admitter.phase_counts.items():
-            out.append(gauge("jobs", "SyncJobs by phase (last admission pass).", count,
-                             {"phase": phase}))
+            jobs.add_metric([phase], count)
+        out.append(jobs)
         if self.mirror is not None:
             stats = self.mirror.writer.stats
             out += [
@@ -259,5 +261,6 @@ class Runtime:
         await self.relay.on_status(uid, status)
 
     def _on_error(self, key: Key, err: BaseException) -> float:
+        self.metrics.reconciles.labels("error").inc()
         log.warning("reconcile of %s/%s failed, retrying: %s", key[0], key[1], err)
         return 2.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sync_operator.admission import DEFAULT_GLOBAL_LIMIT, DEFAULT_TYPE_LIMITS
@@ -93,3 +93,14 @@ class OperatorSettings(BaseSettings):
     health_port: int = Field(default=8081, ge=0, le=65535,
                              description="kopf's liveness endpoint /healthz; 0 disables it.")
     metrics_port: int = Field(default=8080, ge=0, description="0 disables the metrics server.")
+
+    @model_validator(mode="after")
+    def _lease_timing_is_consistent(self) -> OperatorSettings:
+        if not (self.lease_duration_seconds > self.lease_renew_deadline_seconds
+                > self.lease_retry_period_seconds):
+            raise ValueError(
+                "lease timings must satisfy lease_duration_seconds > "
+                "lease_renew_deadline_seconds > lease_retry_period_seconds (got "
+                f"{self.lease_duration_seconds}, {self.lease_renew_deadline_seconds}, "
+                f"{self.lease_retry_period_seconds})")
+        return self

@@ -55,7 +55,12 @@ def _data_or_file(entry: dict[str, Any], name: str, base: Path) -> bytes | None:
 
 def connection_from_kubeconfig(path: Path, context: str | None = None) -> Connection:
     """Read one context of a kubeconfig file (token or client-certificate users)."""
-    doc = yaml.safe_load(path.read_text())
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"kubeconfig {path} is not valid YAML: {err}") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"kubeconfig {path} is not a kubeconfig (expected a mapping)")
     name = context or doc.get("current-context")
     ctx = next((c["context"] for c in doc.get("contexts", []) if c["name"] == name), None)
     if ctx is None:
