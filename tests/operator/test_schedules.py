@@ -276,6 +276,8 @@ async def test_two_operator_instances_create_each_tick_once(
     assert scheduled_times(jobs) == ["2027-03-26T12:10:00Z", "2027-03-26T12:20:00Z",
                                      "2027-03-26T12:30:00Z"]
     leader, standby = (one, two) if one.leading else (two, one)
+    assert (leader.schedules.created, standby.schedules.created) == (3, 0)
+    assert standby.schedules.reconciles == 0  # the standby looked at nothing
     await leader.stop()
     await eventually(lambda: _true(standby.leading), timeout=10, what="standby takes over")
     clock.set(START + timedelta(minutes=40, seconds=1))

@@ -7,6 +7,7 @@ import asyncio
 import time
 import urllib.request
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -104,14 +105,23 @@ async def test_pause_then_resume_continues_from_checkpoint(
     job = await kube.get(JOBS, paused["status"]["jobRef"], namespace)
     assert job["spec"]["suspend"] is True
 
+    resumed_at = time.time()
     await set_spec(kube, namespace, "long", paused=False)
     await wait_phase(kube, namespace, "long", "Running", timeout=30)
-    # The new pod starts from the checkpoint: progress never falls back below it.
-    seen: list[int] = []
-    for _ in range(20):
-        seen.append(await progress_done(kube, namespace, "long"))
-        await asyncio.sleep(0.1)
-    assert min(seen) >= done_at_pause
+
+    # The new pod's own first reports (updatedAt after the resume) start from the
+    # checkpoint: progress never falls back below it.
+    async def reported_after_resume() -> int | None:
+        progress = (await kube.get(SYNCJOBS, "long", namespace))["status"].get("progress", {})
+        updated = progress.get("updatedAt")
+        if updated and datetime.fromisoformat(updated.replace("Z", "+00:00")).timestamp() \
+                >= int(resumed_at):
+            return int(progress["done"])
+        return None
+
+    first_done = await eventually(reported_after_resume, timeout=30,
+                                  what="a report of the new pod")
+    assert first_done >= done_at_pause
     done = await wait_phase(kube, namespace, "long", "Succeeded", timeout=90)
     assert done["status"]["progress"]["done"] == 60
     assert done["status"]["result"]["resumedFrom"] == done_at_pause
@@ -362,6 +372,8 @@ async def test_two_operator_replicas_one_acts_and_the_standby_takes_over(
     await wait_phase(kube, namespace, "ha", "Running", timeout=30)
     await eventually(lambda: _done_at_least(kube, namespace, "ha", 5), timeout=30,
                      what="progress")
+    assert "is leading" in first.log()
+    assert "is leading" not in second.log()  # a standby: it watches, it does not act
     first.kill()  # the leader dies without releasing the Lease
     # The standby takes over after the lease expires and carries the job to the end.
     await eventually(lambda: _done_at_least(kube, namespace, "ha", 40), timeout=40,
