@@ -38,7 +38,9 @@ async def test_webhooks_are_registered_by_service_reference(
     async def registered() -> dict[str, Any] | None:
         # kopf creates the configuration empty, then patches its webhooks in.
         config = await kube.get_or_none(MUTATING, name)
-        return config if config and config.get("webhooks") else None
+        other = await kube.get_or_none(VALIDATING, name)
+        return config if config and config.get("webhooks") and other and other.get(
+            "webhooks") else None
 
     try:
         config = await eventually(registered, timeout=30, what="mutating configuration")
@@ -48,6 +50,15 @@ async def test_webhooks_are_registered_by_service_reference(
                                     "port": 9443, "path": "/stamp-syncjob-actor"}
         assert "url" not in stamp
         assert stamp["caBundle"]
+
+        # The failure policies the README promises: only schedule validation blocks.
+        validating = await kube.get(VALIDATING, name)
+        policies = {w["name"].split(".")[0]: w["failurePolicy"]
+                    for w in [*config["webhooks"], *validating["webhooks"]]}
+        assert policies == {"stamp-syncjob-actor": "Ignore",
+                            "stamp-schedule-actor": "Ignore",
+                            "validate-schedule": "Fail", "validate-syncjob": "Ignore",
+                            "record-deleter": "Ignore", "record-schedule-deleter": "Ignore"}
     finally:
         for res in (MUTATING, VALIDATING):
             await kube.delete(res, name)
