@@ -219,6 +219,34 @@ async def test_operator_runs_a_syncjob_under_the_charts_rbac(
 
         await eventually(outbox_drained, timeout=30, what="the mirror draining the outbox")
 
+        # Pause, resume and cancel: suspending and unsuspending the batch Job.
+        long_job = {**SYNCJOB, "metadata": {"name": "long"},
+                    "spec": {**SYNCJOB["spec"],
+                             "params": {"task": "demo", "items": 300, "unitSeconds": 0.1}}}
+        await kube.create(SYNCJOBS, long_job, namespace)
+        await wait_phase(kube, namespace, "long", "Running", timeout=60)
+        await kube.patch(SYNCJOBS, "long", {"spec": {"paused": True}}, namespace)
+        await wait_phase(kube, namespace, "long", "Paused", timeout=60)
+        await kube.patch(SYNCJOBS, "long", {"spec": {"paused": False}}, namespace)
+        await wait_phase(kube, namespace, "long", "Running", timeout=60)
+        await kube.patch(SYNCJOBS, "long", {"spec": {"cancel": True}}, namespace)
+        await wait_phase(kube, namespace, "long", "Cancelled", timeout=60)
+
+        # History pruning: the schedule controller deletes a finished job past the limit.
+        schedule = (await kube.list(SYNCSCHEDULES, namespace))["items"][0]["metadata"]["name"]
+        await kube.patch(SYNCSCHEDULES, schedule, {"spec": {"successfulJobsHistoryLimit": 0}},
+                         namespace)
+        old = {**SYNCJOB, "metadata": {"name": "old-run",
+                                       "labels": {"sync.jobcontrol.io/schedule": schedule}}}
+        await kube.create(SYNCJOBS, old, namespace)
+        await wait_phase(kube, namespace, "old-run", "Succeeded", timeout=90)
+        await kube.patch(SYNCSCHEDULES, schedule, {"spec": {"suspend": True}}, namespace)
+
+        async def pruned() -> bool:
+            return await kube.get_or_none(SYNCJOBS, "old-run", namespace) is None
+
+        await eventually(pruned, timeout=30, what="history pruned under the chart's RBAC")
+
         # Deletion runs the finalizer (Job deleted, deletion mirrored, finalizer removed).
         await kube.delete(SYNCJOBS, "x", namespace)
 
