@@ -82,13 +82,21 @@ def audit_unattributed(body: Body, status: Body, phase: str, now: datetime) -> B
     status["observedSpec"] = current
     if previous is None:
         return status
-    stamped = {str(a["action"]) for a in unseen_actions(body)}
-    for action in syncjob_actions("UPDATE", {"spec": previous}, {"spec": current}):
-        if action["action"] not in stamped:
-            status["mirror"] = append_entry(
-                status.get("mirror"), action["action"], "unknown", phase,
-                {**action["details"], "note": "not attributed: admission webhook unavailable"},
-                now)
+    # Replay the stamped actions onto what we saw last: what they do not explain
+    # happened without the webhook.
+    explained = dict(previous)
+    for action in unseen_actions(body):
+        name, details = action["action"], action.get("details") or {}
+        if name in ("pause", "resume"):
+            explained["paused"] = name == "pause"
+        elif name == "cancel":
+            explained["cancel"] = True
+        elif name == "priority_change" and isinstance(details.get("to"), int):
+            explained["priority"] = details["to"]
+    for action in syncjob_actions("UPDATE", {"spec": explained}, {"spec": current}):
+        status["mirror"] = append_entry(
+            status.get("mirror"), action["action"], "unknown", phase,
+            {**action["details"], "note": "not attributed: admission webhook unavailable"}, now)
     return status
 
 

@@ -94,7 +94,8 @@ def test_a_change_without_a_stamp_is_audited_as_unknown() -> None:
     [entry] = after["mirror"]["pending"]
     assert (entry["action"], entry["performedBy"]) == ("priority_change", "unknown")
     stamped = job({"priority": 2}, status=before, actions=[
-        {"n": 1, "action": "priority_change", "by": "alice", "at": "x", "details": {}}])
+        {"n": 1, "action": "priority_change", "by": "alice", "at": "x",
+         "details": {"from": 5, "to": 2}}])
     assert "mirror" not in audit_unattributed(stamped, before, "Running", NOW)
 
 
@@ -112,3 +113,14 @@ def test_schedule_errors_name_the_bad_part() -> None:
     assert "Mars/Olympus" in str(schedule_error({"schedule": "0 3 * * *",
                                                  "timeZone": "Mars/Olympus"}))
     assert schedule_error({"schedule": "61 * * * *"}) is not None
+
+
+def test_an_unstamped_change_after_a_stamped_one_of_the_same_field_is_still_audited() -> None:
+    before = audit_unattributed(job({"priority": 5}), {}, "Running", NOW)
+    stamped_then_not = job({"priority": 1}, status=before, actions=[
+        {"n": 1, "action": "priority_change", "by": "alice", "at": "x",
+         "details": {"from": 5, "to": 3}}])
+    after = audit_unattributed(stamped_then_not, before, "Running", NOW)
+    [entry] = after["mirror"]["pending"]
+    assert (entry["action"], entry["performedBy"]) == ("priority_change", "unknown")
+    assert (entry["details"]["from"], entry["details"]["to"]) == (3, 1)
