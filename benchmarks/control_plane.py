@@ -40,8 +40,8 @@ import redis.asyncio as aioredis
 from sync_operator.api.common import SYNCJOBS, JobType
 from sync_operator.kube import ApiError, KubeClient, load_connection
 from sync_operator.kube.resources import NAMESPACES, PODS, Resource
-from sync_operator.manifests import LABEL_JOB_UID
 from sync_operator.mirror import upgrade
+from sync_operator.syncjob.job_builder import LABEL_JOB_UID
 from sync_runner.contract import EVENTS_PATTERN, Keys, RunnerStatus
 from testkit.build import KUBE_VERSION
 from testkit.cluster import LocalCluster

@@ -10,7 +10,7 @@ import sys
 import kopf
 from pydantic import ValidationError
 
-from sync_operator.settings import OperatorSettings
+from sync_operator.app.settings import OperatorSettings
 
 
 def main() -> None:
@@ -26,10 +26,10 @@ def main() -> None:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    import sync_operator.handlers  # registers the handlers
+    import sync_operator.app.handlers  # registers the handlers
 
     if settings.webhook_enabled:
-        import sync_operator.webhooks  # noqa: F401  (registers the admission handlers)
+        import sync_operator.app.webhooks  # noqa: F401  (registers the admission handlers)
 
     namespaces: list[str] = [settings.namespace] if settings.namespace else []
     liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port \

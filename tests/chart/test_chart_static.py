@@ -11,7 +11,7 @@ import pytest
 import yaml
 from chart_helpers import CHART, REPO, render
 
-from sync_operator.settings import OperatorSettings
+from sync_operator.app.settings import OperatorSettings
 from testkit.helm import lint, run_helm
 
 pytestmark = pytest.mark.cluster  # needs the Go-built helm, like the cluster tests

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from sync_operator.kube import ApiError, KubeClient, load_connection
 from sync_operator.kube.resources import (
     CONFIGMAPS,

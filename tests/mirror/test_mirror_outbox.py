@@ -10,10 +10,9 @@ import pytest
 from mirror_helpers import job_body, schedule_body
 from pydantic import ValidationError
 
-from sync_operator.mirror import (
+from sync_operator.audit.outbox import (
+    DROPPED_ACTION,
     AuditEntry,
-    JobSnapshot,
-    ScheduleSnapshot,
     append_entry,
     bump_seq,
     drained,
@@ -21,7 +20,7 @@ from sync_operator.mirror import (
     mirror_seq,
     pending_entries,
 )
-from sync_operator.mirror.outbox import DROPPED_ACTION
+from sync_operator.mirror import JobSnapshot, ScheduleSnapshot
 
 AT = datetime(2026, 1, 1, 3, 0, tzinfo=UTC)
 

@@ -15,18 +15,17 @@ from alembic.runtime.migration import MigrationContext
 from mirror_helpers import fetch, job_body, schedule_body, table_names
 from sqlalchemy import NullPool, create_engine
 
+from sync_operator.audit.outbox import append_entry, pending_entries
 from sync_operator.mirror import (
     JobSnapshot,
     MirrorStore,
     ScheduleSnapshot,
     SchemaNotMigrated,
-    append_entry,
     check_schema,
     current_revision,
     downgrade,
     ensure_schema,
     head_revision,
-    pending_entries,
     upgrade,
 )
 from sync_operator.mirror.models import Base

@@ -6,14 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mirror_helpers import fetch, job_body, schedule_body
-
-from sync_operator.mirror import (
-    JobSnapshot,
-    MirrorStore,
-    ScheduleSnapshot,
-    append_entry,
-    pending_entries,
-)
+from sync_operator.audit.outbox import append_entry, pending_entries
+from sync_operator.mirror import JobSnapshot, MirrorStore, ScheduleSnapshot
 
 AT = datetime(2026, 1, 1, 3, 0, tzinfo=UTC)
 

@@ -11,13 +11,8 @@ from typing import Any
 import pytest
 from mirror_helpers import fetch, job_body, terminate_client_connections
 
-from sync_operator.mirror import (
-    MirrorKey,
-    MirrorStore,
-    MirrorWriter,
-    append_entry,
-    drained,
-)
+from sync_operator.audit.outbox import append_entry, drained
+from sync_operator.mirror import MirrorKey, MirrorStore, MirrorWriter
 from sync_operator.mirror.store import is_connection_error
 from testkit.servers import PostgresServer
 

@@ -12,9 +12,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from sync_operator.app.leader import JITTER, LeaderElector
 from sync_operator.kube import KubeClient
 from sync_operator.kube.resources import LEASES
-from sync_operator.leader import JITTER, LeaderElector
 from testkit.waiting import eventually
 
 pytestmark = pytest.mark.cluster

@@ -13,12 +13,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-
 from sync_operator.api.common import API_VERSION, SYNCJOBS, SYNCSCHEDULES
+from sync_operator.app.clock import ManualClock
+from sync_operator.app.runtime import Runtime
+from sync_operator.app.settings import OperatorSettings
 from sync_operator.kube import KubeClient, load_connection
-from sync_operator.runtime import Runtime
-from sync_operator.scheduling import ManualClock
-from sync_operator.settings import OperatorSettings
 from testkit.cluster import LocalCluster
 from testkit.servers import RedisServer
 from testkit.syncjobs import events_of

@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-
 from sync_operator.api.common import SYNCJOBS
 from sync_operator.kube import KubeClient
 from sync_operator.kube.resources import JOBS, PODS

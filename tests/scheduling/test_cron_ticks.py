@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from sync_operator.scheduling import next_tick, parse_schedule, ticks_between, validate
+from sync_operator.syncschedule import next_tick, parse_schedule, ticks_between, validate
 
 
 def utc(text: str) -> datetime:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from sync_operator.api.syncschedule import ConcurrencyPolicy, SyncScheduleSpec
-from sync_operator.scheduling import validate
+from sync_operator.syncschedule import validate
 
 SCHEDULES = Path(__file__).resolve().parents[2] / "deploy" / "schedules"
 # jobType: (schedule, priority, maxConcurrency), as in the original system.

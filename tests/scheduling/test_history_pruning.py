@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sync_operator.scheduling import HistoryEntry, prune_history
+from sync_operator.syncschedule import HistoryEntry, prune_history
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from sync_operator.scheduling import MAX_NAME_LENGTH, job_name_for
+from sync_operator.syncschedule import MAX_NAME_LENGTH, job_name_for
 
 TICK = datetime(2026, 3, 1, 3, 0, tzinfo=UTC)
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sync_operator.api.syncschedule import SyncScheduleSpec
-from sync_operator.scheduling import (
+from sync_operator.app.clock import ManualClock
+from sync_operator.syncschedule import (
     ConcurrencyPolicy,
-    ManualClock,
     ScheduleTiming,
     TickAction,
     TickDecision,

@@ -7,7 +7,6 @@ import uuid
 
 import pytest
 import redis.asyncio as aioredis
-
 from sync_runner.locks import (
     LockHeldError,
     LockLostError,

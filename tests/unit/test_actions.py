@@ -6,16 +6,16 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sync_operator.actions import (
+from sync_operator.audit.actions import (
     ACTIONS_ANNOTATION,
     schedule_actions,
-    schedule_error,
     stamp,
     syncjob_actions,
-    syncjob_update_error,
     unseen_actions,
 )
-from sync_operator.reconciler import audit_unattributed, move_actions
+from sync_operator.audit.recording import audit_unattributed, move_actions
+from sync_operator.syncjob.validation import syncjob_update_error
+from sync_operator.syncschedule.validation import schedule_error
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

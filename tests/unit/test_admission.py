@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sync_operator.admission import (
+from sync_operator.syncjob.queue.plan import (
     DEFAULT_TYPE_LIMITS,
     ActiveJob,
     BlockedBy,

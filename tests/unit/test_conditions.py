@@ -11,13 +11,8 @@ import pytest
 import yaml
 
 from sync_operator.api import ConditionType, Reason
-from sync_operator.conditions import (
-    format_time,
-    get_condition,
-    is_true,
-    remove_condition,
-    set_condition,
-)
+from sync_operator.kube.conditions import get_condition, is_true, remove_condition, set_condition
+from sync_operator.kube.timestamps import format_time
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=5)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from sync_operator.manifests import (
+from sync_operator.syncjob.job_builder import (
     LABEL_JOB_NAME,
     LABEL_JOB_TYPE,
     LABEL_JOB_UID,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from sync_operator.admitter import type_limits
 from sync_operator.api.common import JobType
-from sync_operator.progress import estimate_eta
-from sync_operator.workqueue import WorkQueue
+from sync_operator.kube.workqueue import WorkQueue
+from sync_operator.syncjob.progress_relay import estimate_eta
+from sync_operator.syncjob.queue.admitter import type_limits
 
 
 async def test_a_key_added_many_times_is_worked_on_once_and_again_if_added_meanwhile() -> None:

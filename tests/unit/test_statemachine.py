@@ -9,7 +9,7 @@ import pytest
 
 from sync_operator.api.common import Phase
 from sync_operator.api.syncjob import SyncJobSpec
-from sync_operator.statemachine import (
+from sync_operator.syncjob.statemachine import (
     CreateJob,
     Decision,
     JobObservation,

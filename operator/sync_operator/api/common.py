@@ -17,6 +17,8 @@ GROUP = "sync.jobcontrol.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 CATEGORY = "sync"
+# Held on both kinds while the operator still has to record a deletion.
+FINALIZER = f"{GROUP}/finalizer"
 
 # metav1.Condition's reason syntax (CamelCase words, no spaces); empty is allowed here.
 REASON_PATTERN = r"^([A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?)?$"

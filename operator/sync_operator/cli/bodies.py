@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sync_operator.api import API_VERSION, GROUP, SyncSchedule
-from sync_operator.manifests import label_value
+from sync_operator.syncjob.job_builder import label_value
 
 MAX_NAME_LENGTH = 63
 SCHEDULE_LABEL = f"{GROUP}/schedule"

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from sync_operator.kube import timestamps
+
 NONE = "<none>"
 
 
 def parse_time(value: str | datetime | None) -> datetime | None:
     """An RFC 3339 timestamp from the API (``...Z``) as an aware datetime; None stays None."""
-    if value is None or value == "":
+    try:
+        return timestamps.parse_time(value)
+    except ValueError:
         return None
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def human_duration(seconds: float) -> str:

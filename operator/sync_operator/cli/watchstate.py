@@ -15,20 +15,19 @@ from sync_operator.cli.objects import UnreadableObjectError, parse_job
 from sync_operator.cli.output import warn
 from sync_operator.cli.rows import phase_of
 from sync_operator.cli.stream import RESET, Event
+from sync_operator.kube.keys import ObjectKey
 
-Key = tuple[str, str]
 
-
-def key_of(body: Mapping[str, Any]) -> Key:
+def key_of(body: Mapping[str, Any]) -> ObjectKey:
     meta = body.get("metadata") or {}
-    return (str(meta.get("namespace", "")), str(meta.get("name", "")))
+    return ObjectKey(str(meta.get("namespace", "")), str(meta.get("name", "")))
 
 
 @dataclass(frozen=True)
 class Change:
     """One job changed (``job`` is None when it was deleted)."""
 
-    key: Key
+    key: ObjectKey
     job: SyncJob | None
 
 
@@ -38,11 +37,11 @@ class WatchState:
 
     names: frozenset[str] = frozenset()
     follow: bool = False
-    jobs: Mapping[Key, SyncJob] = field(default_factory=dict)
-    deleted: frozenset[Key] = frozenset()
+    jobs: Mapping[ObjectKey, SyncJob] = field(default_factory=dict)
+    deleted: frozenset[ObjectKey] = frozenset()
     synced: bool = False
 
-    def wanted(self, key: Key) -> bool:
+    def wanted(self, key: ObjectKey) -> bool:
         return not self.names or key[1] in self.names
 
     def apply(self, event: Event) -> list[Change]:

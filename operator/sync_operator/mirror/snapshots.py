@@ -13,7 +13,7 @@ from typing import Any, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from sync_operator.mirror.outbox import mirror_seq
+from sync_operator.audit.outbox import mirror_seq
 
 DEFAULT_PRIORITY = 5
 

@@ -22,8 +22,8 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from sync_operator.audit.outbox import SYSTEM_ACTOR, AuditEntry
 from sync_operator.mirror.models import SyncJobAuditLog, SyncJobControl, SyncJobSchedule
-from sync_operator.mirror.outbox import SYSTEM_ACTOR, AuditEntry
 from sync_operator.mirror.snapshots import JobSnapshot, ScheduleSnapshot
 from sync_operator.mirror.urls import async_url, safe
 

@@ -24,7 +24,8 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal, Self
 
-from sync_operator.mirror.outbox import SYSTEM_ACTOR, AuditEntry, pending_entries
+from sync_operator.audit.outbox import SYSTEM_ACTOR, AuditEntry, pending_entries
+from sync_operator.kube.timestamps import parse_time
 from sync_operator.mirror.snapshots import JobSnapshot, ScheduleSnapshot
 from sync_operator.mirror.store import MirrorStore, is_connection_error
 
@@ -324,10 +325,8 @@ def _order(snapshot: JobSnapshot | ScheduleSnapshot) -> tuple[int, ...]:
 
 
 def _deletion_time(body: Mapping[str, Any]) -> datetime:
-    stamp = (body.get("metadata") or {}).get("deletionTimestamp")
-    if stamp:
-        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
-    return datetime.now(UTC)
+    return parse_time((body.get("metadata") or {}).get("deletionTimestamp")) \
+        or datetime.now(UTC)
 
 
 def _mirror_of(body: Mapping[str, Any]) -> Mapping[str, Any] | None:

@@ -20,7 +20,8 @@ from sync_operator.cli.context import Context
 from sync_operator.cli.errors import EXIT_OK, not_found
 from sync_operator.cli.output import console
 from sync_operator.cli.stream import follow
-from sync_operator.cli.watchstate import Change, Key, WatchState
+from sync_operator.cli.watchstate import Change, WatchState
+from sync_operator.kube.keys import ObjectKey
 
 LIVE_BAR_WIDTH = 20
 REFRESH_PER_SECOND = 2
@@ -51,7 +52,7 @@ class PlainPrinter:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.seen: dict[Key, tuple[Any, ...] | None] = {}
+        self.seen: dict[ObjectKey, tuple[Any, ...] | None] = {}
 
     def __call__(self, changes: list[Change]) -> None:
         show_ns = self.ctx.target.all_namespaces

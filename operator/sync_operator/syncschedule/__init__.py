@@ -1,15 +1,15 @@
-"""When SyncSchedules fire: CronJob-compatible cron evaluation and tick decisions, no I/O."""
+"""The SyncSchedule controller. Its pure parts (CronJob-compatible cron, tick decisions,
+names, history) are re-exported here; `reconciler.py` does the I/O."""
 
 from sync_operator.api.syncschedule import ConcurrencyPolicy
-from sync_operator.scheduling.clock import Clock, ManualClock, SystemClock
-from sync_operator.scheduling.cron import (
+from sync_operator.syncschedule.cron import (
     CronSchedule,
     next_tick,
     parse_schedule,
     ticks_between,
     validate,
 )
-from sync_operator.scheduling.decision import (
+from sync_operator.syncschedule.decision import (
     TOO_MANY_MISSED,
     ScheduleTiming,
     TickAction,
@@ -17,19 +17,16 @@ from sync_operator.scheduling.decision import (
     TickReason,
     decide_tick,
 )
-from sync_operator.scheduling.history import HistoryEntry, prune_history
-from sync_operator.scheduling.naming import MAX_NAME_LENGTH, job_name_for
+from sync_operator.syncschedule.history import HistoryEntry, prune_history
+from sync_operator.syncschedule.naming import MAX_NAME_LENGTH, job_name_for
 
 __all__ = [
     "MAX_NAME_LENGTH",
     "TOO_MANY_MISSED",
-    "Clock",
     "ConcurrencyPolicy",
     "CronSchedule",
     "HistoryEntry",
-    "ManualClock",
     "ScheduleTiming",
-    "SystemClock",
     "TickAction",
     "TickDecision",
     "TickReason",

@@ -24,8 +24,8 @@ from enum import StrEnum
 from typing import Any
 
 from sync_operator.api.syncschedule import ConcurrencyPolicy, SyncScheduleSpec
-from sync_operator.scheduling.cron import CronSchedule, parse_schedule
-from sync_operator.scheduling.naming import job_name_for
+from sync_operator.syncschedule.cron import CronSchedule, parse_schedule
+from sync_operator.syncschedule.naming import job_name_for
 
 # CronJob emits TooManyMissedTimes above this many missed ticks; counting stops just past it.
 TOO_MANY_MISSED = 100

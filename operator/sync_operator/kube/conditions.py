@@ -12,16 +12,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from sync_operator.kube.timestamps import format_time
+
 Conditions = Sequence[Mapping[str, Any]]
 
 _STATUS_OF_BOOL = {True: "True", False: "False"}
-
-
-def format_time(moment: datetime) -> str:
-    """RFC 3339 in UTC with whole seconds, the way metav1.Time serialises."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def set_condition(

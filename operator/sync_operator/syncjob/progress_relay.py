@@ -18,16 +18,16 @@ import aiohttp
 
 from sync_operator.api.common import SYNCJOBS
 from sync_operator.kube import ApiError, KubeClient
-from sync_operator.statemachine import progress_status
+from sync_operator.kube.keys import ObjectKey
+from sync_operator.syncjob.statemachine import progress_status
 from sync_runner.contract import RunnerState, RunnerStatus
 
 log = logging.getLogger(__name__)
-Key = tuple[str, str]
 
 
 @dataclass
 class _Track:
-    key: Key
+    key: ObjectKey
     latest: RunnerStatus | None = None
     dirty: bool = False
     last_write: float = 0.0
@@ -46,8 +46,8 @@ def estimate_eta(first: tuple[float, int] | None, now: float, done: int,
 
 
 class ProgressRelay:
-    def __init__(self, client: KubeClient, interval: float,
-                 on_state_change: Callable[[Key], None]) -> None:
+    def __init__(self, *, client: KubeClient, interval: float,
+                 on_state_change: Callable[[ObjectKey], None]) -> None:
         self.client = client
         self.interval = interval
         self.on_state_change = on_state_change
@@ -55,7 +55,7 @@ class ProgressRelay:
         self.writes = 0
         self._wake = asyncio.Event()
 
-    def register(self, uid: str, key: Key, phase: str) -> None:
+    def register(self, uid: str, key: ObjectKey, phase: str) -> None:
         """Relay this job's progress while it is in `phase` (a phase that holds a pod)."""
         track = self.tracks.setdefault(uid, _Track(key))
         track.phase = phase

@@ -9,6 +9,7 @@ from typing import Any
 
 from sync_operator.kube import ApiError, KubeClient
 from sync_operator.kube.resources import EVENTS
+from sync_operator.kube.timestamps import format_micro_time, format_time
 
 log = logging.getLogger(__name__)
 COMPONENT = "sync-operator"
@@ -23,7 +24,8 @@ class EventRecorder:
                      warning: bool = False) -> None:
         """Post one core/v1 Event about `body`; failures are logged, never raised."""
         meta = body["metadata"]
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        moment = datetime.now(UTC)
+        now, whole = format_micro_time(moment), format_time(moment)
         event = {
             "apiVersion": "v1", "kind": "Event",
             "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:12]}",
@@ -34,7 +36,7 @@ class EventRecorder:
                                "resourceVersion": meta.get("resourceVersion")},
             "reason": reason, "message": message[:1024],
             "type": "Warning" if warning else "Normal",
-            "firstTimestamp": now[:19] + "Z", "lastTimestamp": now[:19] + "Z",
+            "firstTimestamp": whole, "lastTimestamp": whole,
             "eventTime": now, "count": 1, "action": reason,
             "source": {"component": COMPONENT},
             "reportingComponent": COMPONENT, "reportingInstance": self.instance,

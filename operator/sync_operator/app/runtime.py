@@ -3,7 +3,7 @@
 kopf watches and calls the thin handlers; they call `Runtime.on_*`, which only
 enqueue keys. Workers reconcile keys; the admitter, the progress relay and the
 Redis follower run beside them. Nothing here decides anything: the decisions
-are in statemachine.py and admission.py.
+are in syncjob/statemachine.py and syncjob/queue/plan.py.
 """
 
 from __future__ import annotations
@@ -18,28 +18,27 @@ import aiohttp
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy.exc import SQLAlchemyError
 
-from sync_operator.admitter import AdmissionGate, Admitter
 from sync_operator.api.common import SYNCJOBS, SYNCSCHEDULES
-from sync_operator.events import EventRecorder
+from sync_operator.app.clock import Clock, SystemClock
+from sync_operator.app.leader import LeaderElector
+from sync_operator.app.settings import OperatorSettings
 from sync_operator.kube import ApiError, KubeClient, load_connection
-from sync_operator.leader import LeaderElector
-from sync_operator.manifests import JobSettings
-from sync_operator.metrics import OperatorMetrics, gauge
+from sync_operator.kube.events import EventRecorder
+from sync_operator.kube.keys import ObjectKey
+from sync_operator.kube.metrics import OperatorMetrics, gauge
+from sync_operator.kube.workqueue import WorkQueue
 from sync_operator.mirror import MirrorStore, SchemaNotMigrated, ensure_schema
-from sync_operator.mirror.writer import MirrorKey, MirrorWriter
-from sync_operator.mirror_link import MirrorLink
-from sync_operator.progress import ProgressRelay
-from sync_operator.reconciler import Reconciler
-from sync_operator.runner_link import RunnerLink
-from sync_operator.schedule_reconciler import ScheduleReconciler
-from sync_operator.scheduling import Clock, SystemClock
-from sync_operator.settings import OperatorSettings
-from sync_operator.statemachine import Timeouts
-from sync_operator.workqueue import WorkQueue
+from sync_operator.mirror.link import MirrorLink
+from sync_operator.syncjob.job_builder import JobSettings
+from sync_operator.syncjob.progress_relay import ProgressRelay
+from sync_operator.syncjob.queue.admitter import Admitter
+from sync_operator.syncjob.reconciler import Reconciler
+from sync_operator.syncjob.runner_link import RunnerLink
+from sync_operator.syncjob.statemachine import Timeouts
+from sync_operator.syncschedule.reconciler import ScheduleReconciler
 from sync_runner.contract import RunnerStatus
 
 log = logging.getLogger(__name__)
-Key = tuple[str, str]
 
 
 class Runtime:
@@ -49,39 +48,39 @@ class Runtime:
         self.clock = clock or SystemClock()
         self.identity = f"{settings.identity}@{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
         self.client = client or KubeClient(load_connection())
-        self.schedule_queue: WorkQueue[Key] = WorkQueue()
+        self.metrics = OperatorMetrics()
+        self.metrics.watch(self._gauges)
+        self.queue: WorkQueue[ObjectKey] = WorkQueue()
+        self.schedule_queue: WorkQueue[ObjectKey] = WorkQueue()
         self.link = RunnerLink(settings.redis_url)
-        self.queue: WorkQueue[Key] = WorkQueue()
-        self.gate = AdmissionGate()
         self.recorder = EventRecorder(self.client, self.identity)
-        self.relay = ProgressRelay(self.client, settings.progress_interval_seconds,
-                                   self.queue.add)
+        self.store = MirrorStore(settings.database_url) if settings.database_url else None
+        self.mirror = MirrorLink(client=self.client, store=self.store) if self.store else None
+        self.relay = ProgressRelay(client=self.client,
+                                   interval=settings.progress_interval_seconds,
+                                   on_state_change=self.queue.add)
         self.admitter = Admitter(
-            self.client, self.gate, namespace=settings.namespace,
+            client=self.client, namespace=settings.namespace,
             global_limit=settings.global_limit, default_limits=dict(settings.type_limits),
             interval=settings.admission_interval_seconds, enqueue=self.queue.add)
         self.reconciler = Reconciler(
-            self.client, self.link, self.recorder, self.gate, self.relay,
-            JobSettings(image=settings.runner_image, redis_url=settings.redis_url,
-                        database_url=settings.runner_database_url,
-                        termination_grace_seconds=settings.runner_grace_seconds,
-                        service_account_name=settings.runner_service_account,
-                        extra_env=settings.runner_env,
-                        env_from_secret=settings.runner_env_from_secret),
-            Timeouts(settings.pause_grace_seconds, settings.cancel_grace_seconds,
-                     settings.heartbeat_stale_seconds),
-            settings.identity, on_capacity_change=self.admitter.kick,
+            client=self.client, link=self.link, recorder=self.recorder,
+            admission=self.admitter.grants, relay=self.relay,
+            job_settings=JobSettings(
+                image=settings.runner_image, redis_url=settings.redis_url,
+                database_url=settings.runner_database_url,
+                termination_grace_seconds=settings.runner_grace_seconds,
+                service_account_name=settings.runner_service_account,
+                extra_env=settings.runner_env, env_from_secret=settings.runner_env_from_secret),
+            timeouts=Timeouts(settings.pause_grace_seconds, settings.cancel_grace_seconds,
+                              settings.heartbeat_stale_seconds),
+            identity=settings.identity, mirror=self.mirror, metrics=self.metrics,
+            on_capacity_change=self.admitter.kick,
             clock=lambda: self.clock.now().replace(microsecond=0))
-        self.schedules = ScheduleReconciler(self.client, self.recorder, self.clock.now)
-        self.mirror: MirrorLink | None = None
-        if settings.database_url:
-            self.store = MirrorStore(settings.database_url)
-            writer = MirrorWriter(self.store, on_applied=self._drain)
-            self.mirror = MirrorLink(self.client, writer)
-            self.reconciler.mirror = self.mirror
-            self.schedules.on_change = self.mirror.notify
-            self.schedules.mirror = self.mirror
-            self.schedules.deleter = self.link.deleter
+        self.schedules = ScheduleReconciler(
+            client=self.client, recorder=self.recorder, clock=self.clock.now,
+            mirror=self.mirror, deleter=self.link.deleter if self.mirror else None,
+            metrics=self.metrics)
         self.elector = LeaderElector(
             self.client, settings.lease_namespace, settings.lease_name, self.identity,
             lease_duration=settings.lease_duration_seconds,
@@ -89,27 +88,21 @@ class Runtime:
             retry_period=settings.lease_retry_period_seconds)
         self._tasks: list[asyncio.Task[Any]] = []
         self._leading = False
-        self.metrics = OperatorMetrics()
-        self.metrics.watch(self._gauges)
-        self.reconciler.metrics = self.metrics
-        self.schedules.metrics = self.metrics
 
     # -- events from kopf ---------------------------------------------------------------
 
     def on_syncjob(self, body: dict[str, Any]) -> None:
-        meta = body.get("metadata", {})
-        self.queue.add((meta["namespace"], meta["name"]))
+        self.queue.add(ObjectKey.of(body))
 
     def on_schedule(self, body: dict[str, Any]) -> None:
-        meta = body.get("metadata", {})
-        self.schedule_queue.add((meta["namespace"], meta["name"]))
+        self.schedule_queue.add(ObjectKey.of(body))
         self.admitter.kick()  # a schedule's maxConcurrency is its type's limit
 
     def on_job(self, body: dict[str, Any]) -> None:
         meta = body.get("metadata", {})
         for ref in meta.get("ownerReferences", []) or []:
             if ref.get("kind") == "SyncJob" and ref.get("controller"):
-                self.queue.add((meta["namespace"], ref["name"]))
+                self.queue.add(ObjectKey(meta["namespace"], ref["name"]))
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -137,10 +130,6 @@ class Runtime:
             delay = min(delay * 2, 30.0)
         self.mirror.writer.start()
 
-    async def _drain(self, key: MirrorKey, seq: int) -> None:
-        if self.mirror is not None:
-            await self.mirror.drain(key, seq)
-
     def _gauges(self) -> list[GaugeMetricFamily]:
         out = [
             gauge("leader", "1 while this replica holds the Lease.", float(self._leading)),
@@ -148,8 +137,8 @@ class Runtime:
             gauge("schedule_queue_depth", "SyncSchedules waiting for a reconcile.",
                   len(self.schedule_queue)),
             gauge("admission_grants", "Jobs admitted but not yet seen running.",
-                  len(self.gate.grants)),
-            gauge("queued_jobs", "Jobs waiting for capacity.", len(self.gate.messages)),
+                  self.admitter.granted_count),
+            gauge("queued_jobs", "Jobs waiting for capacity.", self.admitter.waiting_count),
             gauge("progress_relayed_jobs", "Jobs whose progress is relayed.",
                   len(self.relay.tracks)),
             gauge("progress_status_writes", "status.progress writes so far.",
@@ -190,9 +179,6 @@ class Runtime:
         """Everything that acts; runs only while this replica holds the Lease."""
         log.info("%s is leading", self.identity)
         self._leading = True
-        # Grants and queue messages of an earlier term are stale: the other leader acted.
-        self.gate.grants.clear()
-        self.gate.messages.clear()
         try:
             while True:
                 try:
@@ -202,7 +188,6 @@ class Runtime:
                     await asyncio.sleep(1.0)
         finally:
             self._leading = False
-            self.gate.grants.clear()
             log.info("%s stopped leading", self.identity)
 
     async def _work(self) -> None:
@@ -253,6 +238,7 @@ class Runtime:
         self._tasks.clear()
         if self.mirror is not None:
             await self.mirror.writer.stop()
+        if self.store is not None:
             await self.store.close()
         await self.link.close()
         await self.client.close()
@@ -260,7 +246,7 @@ class Runtime:
     async def _on_runner_status(self, uid: str, status: RunnerStatus) -> None:
         await self.relay.on_status(uid, status)
 
-    def _on_error(self, key: Key, err: BaseException) -> float:
+    def _on_error(self, key: ObjectKey, err: BaseException) -> float:
         self.metrics.reconciles.labels("error").inc()
         log.warning("reconcile of %s/%s failed, retrying: %s", key[0], key[1], err)
         return 2.0

@@ -29,10 +29,12 @@ which seq. All functions are pure: they return a new dict and never mutate.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from sync_operator.kube.timestamps import format_micro_time
 
 MAX_PENDING = 500
 DROPPED_ACTION = "mirror_entries_dropped"
@@ -60,11 +62,11 @@ class AuditEntry(BaseModel):
         return f"{uid}:{self.key or self.seq}"
 
 
-def rfc3339(moment: datetime) -> str:
-    """UTC with microseconds and a Z, so entries sort and parse everywhere."""
+def _entry_time(moment: datetime) -> str:
+    """MicroTime, so entries sort and parse everywhere; a naive time is a caller's bug."""
     if moment.tzinfo is None:
         raise ValueError("timestamps in status.mirror must be timezone-aware")
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return format_micro_time(moment)
 
 
 def mirror_seq(status_mirror: Mapping[str, Any] | None) -> int:
@@ -103,12 +105,12 @@ def append_entry(
                        at=now, phase=phase, details=dict(details or {}))
     result["seq"] = seq
     result["pending"].append(entry.model_dump(mode="json", by_alias=True, exclude={"key"}))
-    result["pending"][-1]["at"] = rfc3339(now)
+    result["pending"][-1]["at"] = _entry_time(now)
     overflow = len(result["pending"]) - max(limit, 1)
     if overflow > 0:
         lost, result["pending"] = result["pending"][:overflow], result["pending"][overflow:]
         result["dropped"] = {"count": dropped_count(result) + overflow,
-                             "lastSeq": int(lost[-1]["seq"]), "at": rfc3339(now)}
+                             "lastSeq": int(lost[-1]["seq"]), "at": _entry_time(now)}
     return result
 
 

@@ -7,8 +7,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from sync_operator.admission import DEFAULT_GLOBAL_LIMIT, DEFAULT_TYPE_LIMITS
 from sync_operator.api.common import JobType
+from sync_operator.syncjob.queue.plan import DEFAULT_GLOBAL_LIMIT, DEFAULT_TYPE_LIMITS
 
 Controller = Literal["syncjobs", "schedules"]
 CONTROLLERS: tuple[Controller, ...] = ("syncjobs", "schedules")

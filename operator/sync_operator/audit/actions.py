@@ -14,9 +14,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sync_operator.api.common import Phase
-from sync_operator.conditions import format_time
-from sync_operator.scheduling import validate
+from sync_operator.kube.timestamps import format_time
 
 ACTIONS_ANNOTATION = "sync.jobcontrol.io/actions"
 # How many recorded-but-not-yet-moved actions the annotation keeps (bounded object size).
@@ -111,35 +109,3 @@ def unseen_actions(body: Body) -> list[Body]:
     """Actions the reconciler has not moved into the outbox yet, oldest first."""
     seen = int(((body.get("status") or {}).get("actionsSeen")) or 0)
     return sorted((a for a in recorded_actions(body) if a["n"] > seen), key=lambda a: a["n"])
-
-
-def syncjob_update_error(old: Body, new: Body) -> str | None:
-    """Why an update to a SyncJob is refused, in words for the person who made it.
-
-    The CRD's CEL rules cover most of it; this covers what they cannot express."""
-    before, after = old.get("spec") or {}, new.get("spec") or {}
-    name = (new.get("metadata") or {}).get("name")
-    if before.get("params", {}) != after.get("params", {}) \
-            and json.dumps(before.get("params", {}), sort_keys=True) \
-            != json.dumps(after.get("params", {}), sort_keys=True):
-        return "spec.params is immutable"
-    phase = (old.get("status") or {}).get("phase")
-    try:
-        terminal = Phase(phase).is_terminal if phase else False
-    except ValueError:
-        terminal = False
-    if terminal:
-        for field in ("paused", "priority"):
-            if before.get(field) != after.get(field):
-                return (f"SyncJob {name} is {phase}: changing spec.{field} has no effect on a "
-                        "finished job; create a new SyncJob instead")
-    return None
-
-
-def schedule_error(spec: Body) -> str | None:
-    """Why a SyncSchedule spec is refused (cron that does not parse, unknown zone)."""
-    try:
-        validate(str(spec.get("schedule", "")), str(spec.get("timeZone") or "UTC"))
-    except ValueError as err:
-        return str(err)
-    return None

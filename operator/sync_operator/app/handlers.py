@@ -10,10 +10,10 @@ import kopf
 from sqlalchemy.exc import SQLAlchemyError
 
 from sync_operator.api.common import SYNCJOB, SYNCSCHEDULE
+from sync_operator.app.runtime import Runtime
+from sync_operator.app.settings import OperatorSettings
+from sync_operator.app.webhook_server import ServiceWebhookServer
 from sync_operator.mirror import SchemaNotMigrated, ensure_schema
-from sync_operator.runtime import Runtime
-from sync_operator.settings import OperatorSettings
-from sync_operator.webhook_server import ServiceWebhookServer
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "sync-operator"}
 log = logging.getLogger(__name__)

@@ -9,23 +9,32 @@ precondition, so an entry appended meanwhile is never lost.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from sync_operator.api.common import SYNCJOBS, SYNCSCHEDULES
+from sync_operator.audit.outbox import drained
 from sync_operator.kube import ApiError, KubeClient, Resource
-from sync_operator.mirror.outbox import drained
+from sync_operator.mirror.store import MirrorStore
 from sync_operator.mirror.writer import MirrorKey, MirrorWriter
 
 log = logging.getLogger(__name__)
 Body = dict[str, Any]
 
 
+class Mirror(Protocol):
+    """What the reconciler needs of the PostgreSQL mirror."""
+
+    def notify(self, body: Body) -> None: ...
+
+    async def record_deletion(self, body: Body, performed_by: str) -> None: ...
+
+
 class MirrorLink:
     """The reconcilers' `Mirror`: forwards bodies to the writer, drains applied entries."""
 
-    def __init__(self, client: KubeClient, writer: MirrorWriter) -> None:
+    def __init__(self, *, client: KubeClient, store: MirrorStore) -> None:
         self.client = client
-        self.writer = writer
+        self.writer = MirrorWriter(store, on_applied=self.drain)
         self._where: dict[str, tuple[Resource, str, str]] = {}
 
     def notify(self, body: Body) -> None:

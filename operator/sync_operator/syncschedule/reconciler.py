@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from sync_operator.api.common import (
     API_VERSION,
+    FINALIZER,
     SYNCJOBS,
     SYNCSCHEDULES,
     ConditionType,
@@ -26,13 +27,16 @@ from sync_operator.api.common import (
     Reason,
 )
 from sync_operator.api.syncschedule import SyncScheduleSpec
-from sync_operator.conditions import format_time, set_condition
-from sync_operator.events import EventRecorder
+from sync_operator.audit.recording import move_actions
 from sync_operator.kube import ApiError, KubeClient
+from sync_operator.kube.conditions import set_condition
+from sync_operator.kube.events import EventRecorder
+from sync_operator.kube.keys import ObjectKey
+from sync_operator.kube.metrics import OperatorMetrics
 from sync_operator.kube.patches import merge_patch
-from sync_operator.metrics import OperatorMetrics
-from sync_operator.reconciler import FINALIZER, Mirror, move_actions
-from sync_operator.scheduling import (
+from sync_operator.kube.timestamps import format_time, parse_time
+from sync_operator.mirror.link import Mirror
+from sync_operator.syncschedule import (
     HistoryEntry,
     ScheduleTiming,
     TickAction,
@@ -41,10 +45,8 @@ from sync_operator.scheduling import (
     prune_history,
     validate,
 )
-from sync_operator.statemachine import parse_time
 
 log = logging.getLogger(__name__)
-Key = tuple[str, str]
 Body = dict[str, Any]
 SCHEDULE_LABEL = "sync.jobcontrol.io/schedule"
 SCHEDULED_TIME_ANNOTATION = "sync.jobcontrol.io/scheduled-time"
@@ -80,21 +82,26 @@ def syncjob_for_tick(schedule: Body, spec: SyncScheduleSpec, name: str,
 
 
 class ScheduleReconciler:
-    def __init__(self, client: KubeClient, recorder: EventRecorder,
-                 clock: Callable[[], datetime], *,
-                 on_change: Callable[[Body], None] = lambda body: None) -> None:
+    def __init__(self, *, client: KubeClient, recorder: EventRecorder,
+                 clock: Callable[[], datetime], mirror: Mirror | None = None,
+                 deleter: Callable[[str], Awaitable[str | None]] | None = None,
+                 metrics: OperatorMetrics | None = None) -> None:
         self.client = client
         self.recorder = recorder
         self.clock = clock
-        self.on_change = on_change
+        # With a mirror, deletion must be recorded before the object goes: a finalizer,
+        # and `deleter` tells who asked for it.
+        self.mirror = mirror
+        self.deleter = deleter
+        self.metrics = metrics
         self.created = 0
-        self.metrics: OperatorMetrics | None = None
         self.reconciles = 0
-        # With a mirror, deletion must be recorded before the object goes: a finalizer.
-        self.mirror: Mirror | None = None
-        self.deleter: Callable[[str], Awaitable[str | None]] | None = None
 
-    async def reconcile(self, key: Key) -> float | None:
+    def _mirrored(self, schedule: Body) -> None:
+        if self.mirror is not None:
+            self.mirror.notify(schedule)
+
+    async def reconcile(self, key: ObjectKey) -> float | None:
         """One look at a schedule; returns when to look again."""
         self.reconciles += 1
         try:
@@ -104,7 +111,7 @@ class ScheduleReconciler:
                 return 0.0  # our read was stale (a drain, an edit): read again
             raise
 
-    async def _reconcile(self, key: Key) -> float | None:
+    async def _reconcile(self, key: ObjectKey) -> float | None:
         namespace, name = key
         schedule = await self.client.get_or_none(SYNCSCHEDULES, name, namespace)
         if schedule is None:
@@ -246,7 +253,7 @@ class ScheduleReconciler:
     async def _write_status(self, schedule: Body, status: Body) -> None:
         old = schedule.get("status") or {}
         if status == old:
-            self.on_change(schedule)  # the mirror keeps every look, not only changes
+            self._mirrored(schedule)  # the mirror keeps every look, not only changes
             return
         patch = merge_patch(old, status)
         meta = schedule["metadata"]
@@ -256,5 +263,5 @@ class ScheduleReconciler:
             SYNCSCHEDULES, meta["name"],
             {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": patch},
             meta["namespace"], subresource="status")
-        self.on_change(updated)
+        self._mirrored(updated)
 

@@ -26,14 +26,15 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
 
+from sync_operator.app.clock import Clock, SystemClock
 from sync_operator.kube import ApiError, KubeClient
 from sync_operator.kube.resources import LEASES
-from sync_operator.scheduling.clock import Clock, SystemClock
+from sync_operator.kube.timestamps import format_micro_time, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,8 @@ class LeaderRecord:
         return cls(
             holder_identity=spec.get("holderIdentity") or "",
             lease_duration_seconds=int(spec.get("leaseDurationSeconds") or 0),
-            acquire_time=_parse_time(spec.get("acquireTime")),
-            renew_time=_parse_time(spec.get("renewTime")),
+            acquire_time=parse_time(spec.get("acquireTime")),
+            renew_time=parse_time(spec.get("renewTime")),
             lease_transitions=int(spec.get("leaseTransitions") or 0),
         )
 
@@ -279,14 +280,5 @@ async def _stop(task: asyncio.Task[None] | None) -> None:
         log.exception("leader work failed")
 
 
-def _parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-
-
 def _format_time(value: datetime | None) -> str | None:
-    """MicroTime: RFC 3339 with microseconds, in UTC."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return None if value is None else format_micro_time(value)

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from sync_operator.api.common import JobType, Phase
+from sync_operator.kube.timestamps import as_utc, parse_time
 
 # Per-type concurrency of the original system (DESIGN.md); a type not listed gets 1.
 DEFAULT_TYPE_LIMITS: Mapping[str, int] = {
@@ -51,7 +52,7 @@ class Candidate:
 
     @property
     def sort_key(self) -> tuple[int, datetime, str]:
-        return (self.priority, _aware(self.created), self.uid)
+        return (self.priority, as_utc(self.created), self.uid)
 
 
 @dataclass(frozen=True)
@@ -135,27 +136,16 @@ def plan_admission(candidates: Iterable[Candidate], active: Iterable[ActiveJob],
     return Plan(tuple(admit), tuple(waiting))
 
 
-def _aware(moment: datetime) -> datetime:
-    """Naive times are UTC, so naive and aware timestamps still sort together."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def parse_time(value: str) -> datetime:
-    """An RFC 3339 timestamp from the API server (trailing Z allowed)."""
-    return _aware(datetime.fromisoformat(value.replace("Z", "+00:00")))
-
-
 def candidate_from_body(body: Mapping[str, Any]) -> Candidate:
     """A Candidate from a SyncJob object as the API server returns it."""
     meta, spec = body.get("metadata", {}), body.get("spec", {})
-    created = meta.get("creationTimestamp")
     return Candidate(
         uid=str(meta["uid"]),
         namespace=str(meta.get("namespace", "")),
         name=str(meta["name"]),
         job_type=str(spec["jobType"]),
         priority=int(spec.get("priority", 5)),
-        created=parse_time(created) if created else datetime.now(UTC),
+        created=parse_time(meta.get("creationTimestamp")) or datetime.now(UTC),
         paused=bool(spec.get("paused", False)),
     )
 

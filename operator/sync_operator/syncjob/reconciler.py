@@ -11,24 +11,28 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any
 
 from pydantic import ValidationError
 
-from sync_operator.actions import syncjob_actions, unseen_actions
-from sync_operator.admitter import AdmissionGate
-from sync_operator.api.common import SYNCJOBS, Phase
+from sync_operator.api.common import FINALIZER, SYNCJOBS, Phase
 from sync_operator.api.syncjob import SyncJobSpec
-from sync_operator.events import EventRecorder
+from sync_operator.audit.outbox import append_entry
+from sync_operator.audit.recording import audit_unattributed, move_actions
 from sync_operator.kube import ApiError, KubeClient
+from sync_operator.kube.events import EventRecorder
+from sync_operator.kube.keys import ObjectKey
+from sync_operator.kube.metrics import OperatorMetrics
 from sync_operator.kube.patches import merge_patch
 from sync_operator.kube.resources import JOBS
-from sync_operator.manifests import JobSettings, build_job, job_name
-from sync_operator.metrics import OperatorMetrics
-from sync_operator.mirror.outbox import append_entry
-from sync_operator.progress import ProgressRelay
-from sync_operator.statemachine import (
+from sync_operator.kube.timestamps import utc_now
+from sync_operator.mirror.link import Mirror
+from sync_operator.syncjob.job_builder import JobSettings, build_job, job_name
+from sync_operator.syncjob.progress_relay import ProgressRelay
+from sync_operator.syncjob.queue.grants import AdmissionView
+from sync_operator.syncjob.runner_link import RunnerLink
+from sync_operator.syncjob.statemachine import (
     CreateJob,
     Decision,
     JobObservation,
@@ -37,98 +41,39 @@ from sync_operator.statemachine import (
     SuspendJob,
     Timeouts,
     decide,
-    parse_time,
 )
 from sync_runner.contract import Control
 
 log = logging.getLogger(__name__)
-Key = tuple[str, str]
 Body = dict[str, Any]
-FINALIZER = "sync.jobcontrol.io/finalizer"
-
-
-class Mirror(Protocol):
-    """What the reconciler needs of the PostgreSQL mirror."""
-
-    def notify(self, body: Body) -> None: ...
-
-    async def record_deletion(self, body: Body, performed_by: str) -> None: ...
-
-
-def move_actions(body: Body, status: Body, phase: str | None, now: datetime) -> Body:
-    """Move the users' actions recorded by the webhook into the audit outbox, once."""
-    status = dict(status)
-    for action in unseen_actions(body):
-        try:
-            at = parse_time(action.get("at")) or now
-        except ValueError:
-            at = now
-        status["mirror"] = append_entry(
-            status.get("mirror"), str(action["action"]), str(action.get("by") or "unknown"),
-            phase, dict(action.get("details") or {}), at)
-        status["actionsSeen"] = int(action["n"])
-    return status
-
-
-def audit_unattributed(body: Body, status: Body, phase: str, now: datetime) -> Body:
-    """Audit control changes that reached us without the webhook's stamp (it was down,
-    or `Ignore` let the change through) as performed by "unknown": nothing goes
-    unrecorded, and nothing is recorded twice."""
-    spec = body.get("spec") or {}
-    current = {"paused": bool(spec.get("paused")), "cancel": bool(spec.get("cancel")),
-               "priority": int(spec.get("priority", 5))}
-    status = dict(status)
-    previous = status.get("observedSpec")
-    status["observedSpec"] = current
-    if previous is None:
-        return status
-    # Replay the stamped actions onto what we saw last: what they do not explain
-    # happened without the webhook.
-    explained = dict(previous)
-    for action in unseen_actions(body):
-        name, details = action["action"], action.get("details") or {}
-        if name in ("pause", "resume"):
-            explained["paused"] = name == "pause"
-        elif name == "cancel":
-            explained["cancel"] = True
-        elif name == "priority_change" and isinstance(details.get("to"), int):
-            explained["priority"] = details["to"]
-    for action in syncjob_actions("UPDATE", {"spec": explained}, {"spec": current}):
-        status["mirror"] = append_entry(
-            status.get("mirror"), action["action"], "unknown", phase,
-            {**action["details"], "note": "not attributed: admission webhook unavailable"}, now)
-    return status
 
 
 def _job_name(body: Body) -> str:
     return job_name(body["metadata"]["name"], body["metadata"]["uid"])
 
 
-def now_utc() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
 class Reconciler:
-    def __init__(self, client: KubeClient, link: Any, recorder: EventRecorder,
-                 gate: AdmissionGate, relay: ProgressRelay, job_settings: JobSettings,
-                 timeouts: Timeouts, identity: str, *, mirror: Mirror | None = None,
+    def __init__(self, *, client: KubeClient, link: RunnerLink, recorder: EventRecorder,
+                 admission: AdmissionView, relay: ProgressRelay, job_settings: JobSettings,
+                 timeouts: Timeouts, identity: str, mirror: Mirror | None = None,
+                 metrics: OperatorMetrics | None = None,
                  on_capacity_change: Callable[[], None] = lambda: None,
-                 clock: Callable[[], datetime] = now_utc) -> None:
+                 clock: Callable[[], datetime] = utc_now) -> None:
         self.client = client
         self.link = link
         self.recorder = recorder
-        self.gate = gate
+        self.admission = admission
         self.relay = relay
         self.job_settings = job_settings
         self.timeouts = timeouts
         self.identity = identity
         self.mirror = mirror
+        self.metrics = metrics
         self.on_capacity_change = on_capacity_change
         self.clock = clock
         self.reconciles = 0
-        self.metrics: OperatorMetrics | None = None
 
-    async def reconcile(self, key: Key) -> float | None:
+    async def reconcile(self, key: ObjectKey) -> float | None:
         namespace, name = key
         self.reconciles += 1
         body = await self.client.get_or_none(SYNCJOBS, name, namespace)
@@ -160,8 +105,8 @@ class Reconciler:
         decision = decide(Observation(
             generation=int(body["metadata"].get("generation", 1)), spec=spec, status=status,
             now=self.clock(), job=job, runner=runner, checkpoint=checkpoint,
-            granted=self.gate.granted(uid), duplicate_of=duplicate_of,
-            queue_message=self.gate.message(uid),
+            granted=self.admission.granted(uid), duplicate_of=duplicate_of,
+            queue_message=self.admission.message(uid),
         ), self.timeouts)
 
         # The decision is written first (with a resourceVersion precondition), then
@@ -285,7 +230,6 @@ class Reconciler:
             return
         uid, namespace = meta["uid"], meta["namespace"]
         self.relay.unregister(uid)
-        self.gate.grants.pop(uid, None)
         if not Phase.of(body).is_terminal:
             generation = int((body.get("status", {}).get("control") or {}).get("generation", 0))
             await self.link.set_control(uid, Control(cancel=True, generation=generation + 1))

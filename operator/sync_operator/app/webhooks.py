@@ -16,15 +16,15 @@ from typing import Any
 
 import kopf
 
-from sync_operator.actions import (
+from sync_operator.api.common import SYNCJOB, SYNCSCHEDULE
+from sync_operator.audit.actions import (
     ACTIONS_ANNOTATION,
     schedule_actions,
-    schedule_error,
     stamp,
     syncjob_actions,
-    syncjob_update_error,
 )
-from sync_operator.api.common import SYNCJOB, SYNCSCHEDULE
+from sync_operator.syncjob.validation import syncjob_update_error
+from sync_operator.syncschedule.validation import schedule_error
 
 
 def _user(userinfo: Any) -> str:

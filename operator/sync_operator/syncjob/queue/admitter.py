@@ -1,5 +1,5 @@
-"""Runs admission passes: lists SyncJobs, asks the pure queue (admission.py) who may
-start, and hands grants to the reconciler through the AdmissionGate.
+"""Runs admission passes: lists SyncJobs, asks the pure plan (plan.py) who may start,
+and records the grants it assumes (grants.py) for the reconciler to read.
 
 One pass at a time, from a fresh LIST, so capacity is counted from what the API
 server says now rather than from a cache that may lag. A grant is held in memory
@@ -13,10 +13,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from sync_operator.admission import (
+from sync_operator.api.common import SYNCJOBS, SYNCSCHEDULES, JobType, Phase
+from sync_operator.kube import KubeClient
+from sync_operator.kube.keys import ObjectKey
+from sync_operator.syncjob.queue.grants import AdmissionView, Grants
+from sync_operator.syncjob.queue.plan import (
     ActiveJob,
     Candidate,
     Limits,
@@ -25,25 +28,8 @@ from sync_operator.admission import (
     holds_capacity,
     plan_admission,
 )
-from sync_operator.api.common import SYNCJOBS, SYNCSCHEDULES, JobType, Phase
-from sync_operator.kube import KubeClient
 
 log = logging.getLogger(__name__)
-Key = tuple[str, str]
-
-
-@dataclass
-class AdmissionGate:
-    """What the admitter decided, for the reconciler to read."""
-
-    grants: dict[str, Key] = field(default_factory=dict)
-    messages: dict[str, str] = field(default_factory=dict)
-
-    def granted(self, uid: str) -> bool:
-        return uid in self.grants
-
-    def message(self, uid: str) -> str | None:
-        return self.messages.get(uid)
 
 
 def type_limits(schedules: list[dict[str, Any]],
@@ -65,11 +51,11 @@ def type_limits(schedules: list[dict[str, Any]],
 
 
 class Admitter:
-    def __init__(self, client: KubeClient, gate: AdmissionGate, *, namespace: str | None,
-                 global_limit: int, default_limits: dict[JobType, int], interval: float,
-                 enqueue: Callable[[Key], None]) -> None:
+    def __init__(self, *, client: KubeClient, namespace: str | None, global_limit: int,
+                 default_limits: dict[JobType, int], interval: float,
+                 enqueue: Callable[[ObjectKey], None]) -> None:
         self.client = client
-        self.gate = gate
+        self._grants = Grants()
         self.namespace = namespace
         self.global_limit = global_limit
         self.default_limits = default_limits
@@ -79,21 +65,39 @@ class Admitter:
         self.phase_counts: dict[str, int] = {}
         self._wake = asyncio.Event()
 
+    @property
+    def grants(self) -> AdmissionView:
+        """The read side, for the reconciler."""
+        return self._grants
+
+    @property
+    def granted_count(self) -> int:
+        return self._grants.granted_count
+
+    @property
+    def waiting_count(self) -> int:
+        return self._grants.waiting_count
+
     def kick(self) -> None:
         self._wake.set()
 
     async def run(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
-            self._wake.clear()
-            try:
-                await self.pass_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as err:
-                log.warning("admission pass failed: %s", err)
-                await asyncio.sleep(1.0)
+        """Passes while this replica leads; each term starts with no grants of its own."""
+        self._grants.clear()
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.interval)
+                self._wake.clear()
+                try:
+                    await self.pass_once()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as err:
+                    log.warning("admission pass failed: %s", err)
+                    await asyncio.sleep(1.0)
+        finally:
+            self._grants.clear()
 
     async def pass_once(self) -> None:
         jobs = (await self.client.list(SYNCJOBS, self.namespace))["items"]
@@ -105,16 +109,13 @@ class Admitter:
         self.phase_counts = counts
         by_uid = {j["metadata"]["uid"]: j for j in jobs}
         # A grant ends when the job is seen out of Queued (or gone).
-        for uid in list(self.gate.grants):
-            job = by_uid.get(uid)
-            if job is None or Phase.of(job) != Phase.QUEUED:
-                self.gate.grants.pop(uid, None)
+        self._grants.settle(uid for uid, job in by_uid.items() if Phase.of(job) == Phase.QUEUED)
 
         active: list[ActiveJob] = []
         candidates: list[Candidate] = []
         for job in jobs:
             meta, spec = job["metadata"], job.get("spec", {})
-            if holds_capacity(job) or meta["uid"] in self.gate.grants:
+            if holds_capacity(job) or self._grants.granted(meta["uid"]):
                 active.append(active_from_body(job))
             elif Phase.of(job) == Phase.QUEUED and not meta.get("deletionTimestamp") \
                     and not spec.get("cancel"):
@@ -124,20 +125,14 @@ class Admitter:
             str(k): v for k, v in type_limits(schedules, self.default_limits).items()}
         result = plan_admission(candidates, active, Limits(per_type, self.global_limit))
         for uid in result.admit:
-            job = by_uid[uid]
-            key = (job["metadata"]["namespace"], job["metadata"]["name"])
-            self.gate.grants[uid] = key
-            self.gate.messages.pop(uid, None)
+            key = ObjectKey.of(by_uid[uid])
+            self._grants.assume(uid, key)
             self.enqueue(key)
         for waiting in result.waiting:
             if waiting.position is None:
                 continue  # paused: the state machine holds it
             message = f"position {waiting.position} in the queue: {waiting.reason}"
-            if self.gate.messages.get(waiting.uid) != message:
-                self.gate.messages[waiting.uid] = message
-                job = by_uid[waiting.uid]
-                self.enqueue((job["metadata"]["namespace"], job["metadata"]["name"]))
-        for uid in list(self.gate.messages):
-            if uid not in by_uid:
-                self.gate.messages.pop(uid, None)
+            if self._grants.wait(waiting.uid, message):
+                self.enqueue(ObjectKey.of(by_uid[waiting.uid]))
+        self._grants.forget_missing(by_uid)
 

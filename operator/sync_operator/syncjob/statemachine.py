@@ -16,7 +16,8 @@ from typing import Any
 
 from sync_operator.api.common import ConditionType, Phase, Reason
 from sync_operator.api.syncjob import SyncJobSpec
-from sync_operator.conditions import set_condition
+from sync_operator.kube.conditions import set_condition
+from sync_operator.kube.timestamps import format_time, parse_time
 from sync_runner.contract import Checkpoint, Control, RunnerState, RunnerStatus
 
 Status = dict[str, Any]
@@ -126,16 +127,6 @@ class Decision:
 # -- helpers ----------------------------------------------------------------------------
 
 
-def rfc3339(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-
-
 class _Builder:
     """Accumulates the new status and actions of one decision."""
 
@@ -150,7 +141,7 @@ class _Builder:
 
     @property
     def now_str(self) -> str:
-        return rfc3339(self.obs.now)
+        return format_time(self.obs.now)
 
     def condition(self, ctype: ConditionType, status: bool, reason: str, message: str) -> None:
         self.status["conditions"] = set_condition(
@@ -462,7 +453,7 @@ def progress_status(runner: RunnerStatus, previous: dict[str, Any] | None) -> di
     """status.progress from the runner's report (percent, done/total, unit, message)."""
     p = runner.progress
     out: dict[str, Any] = {"done": p.done, "unit": p.unit, "message": p.message[:1024],
-                           "updatedAt": rfc3339(datetime.fromtimestamp(p.updated_at, UTC))}
+                           "updatedAt": format_time(datetime.fromtimestamp(p.updated_at, UTC))}
     if p.total is not None:
         out["total"] = p.total
     if p.percent is not None:
@@ -480,7 +471,7 @@ def _record_stop_point(b: _Builder) -> None:
     checkpoint = b.obs.checkpoint
     if checkpoint is not None:
         b.status["checkpoint"] = {
-            "savedAt": rfc3339(datetime.fromtimestamp(checkpoint.saved_at, UTC)),
+            "savedAt": format_time(datetime.fromtimestamp(checkpoint.saved_at, UTC)),
             "done": checkpoint.progress.done}
 
 

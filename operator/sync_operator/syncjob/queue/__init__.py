@@ -1,0 +1,2 @@
+"""Admission: the pure plan of who starts next, the grants it assumed, and the admitter
+that runs passes."""
