@@ -167,21 +167,22 @@ class ProcessKubelet:
             try:
                 listing = await self.client.list(PODS)
                 for pod in listing.get("items", []):
-                    await self.on_pod(pod)
+                    await self.on_pod(dict(pod))
                 rv = listing["metadata"]["resourceVersion"]
                 while True:
                     async for etype, pod in self.client.watch(PODS, resource_version=rv):
                         if etype == "BOOKMARK":
                             rv = pod["metadata"]["resourceVersion"]
                             continue
-                        if etype == "ERROR":
-                            raise ApiError(int(pod.get("code", 500)), "WatchError",
-                                           str(pod.get("message")))
+                        if etype == "ERROR":  # a metav1.Status, not a pod
+                            failure: dict[str, Any] = dict(pod)
+                            raise ApiError(int(failure.get("code", 500)), "WatchError",
+                                           str(failure.get("message")))
                         rv = pod["metadata"]["resourceVersion"]
                         if etype == "DELETED":
-                            await self.on_pod_gone(pod)
+                            await self.on_pod_gone(dict(pod))
                         else:
-                            await self.on_pod(pod)
+                            await self.on_pod(dict(pod))
             except asyncio.CancelledError:
                 raise
             except Exception as err:
@@ -381,7 +382,8 @@ class ProcessKubelet:
                 return {}
             kind = "Secret" if b64 else "ConfigMap"
             raise ContainerConfigError(f"{kind} {ref['name']!r} not found")
-        data: dict[str, str] = obj.get("data", {}) or {}
+        raw: dict[str, Any] = dict(obj)  # a Secret or ConfigMap: data, not spec/status
+        data: dict[str, str] = raw.get("data") or {}
         if b64:
             return {k: base64.b64decode(v).decode() for k, v in data.items()}
         return dict(data)

@@ -9,6 +9,7 @@ import yaml
 
 from sync_operator.api.common import API_VERSION, SYNCJOBS
 from sync_operator.kube import KubeClient
+from sync_operator.kube.bodies import RawBody
 from sync_operator.kube.resources import CRDS, EVENTS
 from testkit.waiting import eventually
 
@@ -44,9 +45,9 @@ def syncjob(name: str, job_type: str = "quran", **spec: Any) -> dict[str, Any]:
 
 
 async def wait_phase(client: KubeClient, namespace: str, name: str, *phases: str,
-                     timeout: float = 60.0) -> dict[str, Any]:
+                     timeout: float = 60.0) -> RawBody:
     """Wait until the SyncJob is in one of `phases`; return its body."""
-    async def probe() -> dict[str, Any] | None:
+    async def probe() -> RawBody | None:
         body = await client.get(SYNCJOBS, name, namespace)
         return body if body.get("status", {}).get("phase") in phases else None
 
@@ -58,18 +59,16 @@ async def wait_phase(client: KubeClient, namespace: str, name: str, *phases: str
                              f"{(body or {}).get('status')}") from None
 
 
-async def events_of(client: KubeClient, namespace: str, name: str) -> list[dict[str, Any]]:
+async def events_of(client: KubeClient, namespace: str, name: str) -> list[RawBody]:
     listed = await client.list(EVENTS, namespace,
                                field_selector=f"involvedObject.name={name}")
-    return sorted(listed["items"], key=lambda e: e.get("eventTime") or "")
+    return sorted(listed["items"], key=lambda e: str(dict(e).get("eventTime") or ""))
 
 
-async def set_spec(client: KubeClient, namespace: str, name: str, **spec: Any) -> dict[str, Any]:
-    result: dict[str, Any] = await client.patch(SYNCJOBS, name, {"spec": spec}, namespace)
-    return result
+async def set_spec(client: KubeClient, namespace: str, name: str, **spec: Any) -> RawBody:
+    return await client.patch(SYNCJOBS, name, {"spec": spec}, namespace)
 
 
 async def create_syncjob(client: KubeClient, namespace: str,
-                         body: dict[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = await client.create(SYNCJOBS, body, namespace)
-    return result
+                         body: dict[str, Any]) -> RawBody:
+    return await client.create(SYNCJOBS, body, namespace)

@@ -24,7 +24,7 @@ import math
 import random
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -56,7 +56,7 @@ class LeaderRecord:
     lease_transitions: int
 
     @classmethod
-    def from_lease(cls, lease: dict[str, Any]) -> LeaderRecord:
+    def from_lease(cls, lease: Mapping[str, Any]) -> LeaderRecord:
         spec = lease.get("spec") or {}
         return cls(
             holder_identity=spec.get("holderIdentity") or "",

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import socket
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -91,14 +92,14 @@ class Runtime:
 
     # -- events from kopf ---------------------------------------------------------------
 
-    def on_syncjob(self, body: dict[str, Any]) -> None:
+    def on_syncjob(self, body: Mapping[str, Any]) -> None:
         self.queue.add(ObjectKey.of(body))
 
-    def on_schedule(self, body: dict[str, Any]) -> None:
+    def on_schedule(self, body: Mapping[str, Any]) -> None:
         self.schedule_queue.add(ObjectKey.of(body))
         self.admitter.kick()  # a schedule's maxConcurrency is its type's limit
 
-    def on_job(self, body: dict[str, Any]) -> None:
+    def on_job(self, body: Mapping[str, Any]) -> None:
         meta = body.get("metadata", {})
         for ref in meta.get("ownerReferences", []) or []:
             if ref.get("kind") == "SyncJob" and ref.get("controller"):

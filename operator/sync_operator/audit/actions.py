@@ -11,6 +11,7 @@ exactly once even if the operator stops between the two writes.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -19,10 +20,11 @@ from sync_operator.kube.timestamps import format_time
 ACTIONS_ANNOTATION = "sync.jobcontrol.io/actions"
 # How many recorded-but-not-yet-moved actions the annotation keeps (bounded object size).
 MAX_ANNOTATED_ACTIONS = 50
-Body = dict[str, Any]
+Body = Mapping[str, Any]
+Action = dict[str, Any]
 
 
-def syncjob_actions(operation: str, old: Body | None, new: Body | None) -> list[Body]:
+def syncjob_actions(operation: str, old: Body | None, new: Body | None) -> list[Action]:
     """Actions a change to a SyncJob amounts to: create, pause, resume, cancel,
     priority_change (with from/to)."""
     if operation == "CREATE" and new is not None:
@@ -32,7 +34,7 @@ def syncjob_actions(operation: str, old: Body | None, new: Body | None) -> list[
     if operation != "UPDATE" or old is None or new is None:
         return []
     before, after = old.get("spec") or {}, new.get("spec") or {}
-    actions: list[Body] = []
+    actions: list[Action] = []
     if bool(before.get("paused")) != bool(after.get("paused")):
         actions.append({"action": "pause" if after.get("paused") else "resume", "details": {}})
     if not before.get("cancel") and after.get("cancel"):
@@ -44,7 +46,7 @@ def syncjob_actions(operation: str, old: Body | None, new: Body | None) -> list[
     return actions
 
 
-def schedule_actions(operation: str, old: Body | None, new: Body | None) -> list[Body]:
+def schedule_actions(operation: str, old: Body | None, new: Body | None) -> list[Action]:
     """Actions a change to a SyncSchedule amounts to: schedule_create, schedule_toggle
     (suspend flipped), schedule_update (with the fields that changed)."""
     if operation == "CREATE" and new is not None:
@@ -53,7 +55,7 @@ def schedule_actions(operation: str, old: Body | None, new: Body | None) -> list
     if operation != "UPDATE" or old is None or new is None:
         return []
     before, after = old.get("spec") or {}, new.get("spec") or {}
-    actions: list[Body] = []
+    actions: list[Action] = []
     if bool(before.get("suspend")) != bool(after.get("suspend")):
         actions.append({"action": "schedule_toggle",
                         "details": {"suspend": bool(after.get("suspend"))}})
@@ -73,7 +75,7 @@ def _well_formed(entry: Any) -> bool:
         and isinstance(entry.get("details", {}), dict)
 
 
-def recorded_actions(body: Body | None) -> list[Body]:
+def recorded_actions(body: Body | None) -> list[Action]:
     """The well-formed actions in a body's annotation; anything else is ignored, never
     fatal (a hand-edited annotation must not wedge the object)."""
     raw = (((body or {}).get("metadata") or {}).get("annotations") or {}).get(
@@ -87,7 +89,7 @@ def recorded_actions(body: Body | None) -> list[Body]:
     return [a for a in loaded if _well_formed(a)] if isinstance(loaded, list) else []
 
 
-def stamp(old: Body | None, new: Body, actions: list[Body], user: str, now: datetime,
+def stamp(old: Body | None, new: Body, actions: list[Action], user: str, now: datetime,
           seen: int | None = None) -> str:
     """The new annotation value: the actions already recorded on the stored object
     (`old`; whatever the request itself carries is ignored, so nobody can write an
@@ -105,7 +107,7 @@ def stamp(old: Body | None, new: Body, actions: list[Body], user: str, now: date
     return json.dumps(existing[-MAX_ANNOTATED_ACTIONS:], separators=(",", ":"))
 
 
-def unseen_actions(body: Body) -> list[Body]:
+def unseen_actions(body: Body) -> list[Action]:
     """Actions the reconciler has not moved into the outbox yet, oldest first."""
     seen = int(((body.get("status") or {}).get("actionsSeen")) or 0)
     return sorted((a for a in recorded_actions(body) if a["n"] > seen), key=lambda a: a["n"])

@@ -3,17 +3,19 @@ what arrived without a stamp as performed by "unknown". Pure: status in, status 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from sync_operator.audit.actions import syncjob_actions, unseen_actions
 from sync_operator.audit.outbox import append_entry
+from sync_operator.kube.bodies import Document as Status
 from sync_operator.kube.timestamps import parse_time
 
-Body = dict[str, Any]
+Body = Mapping[str, Any]
 
 
-def move_actions(body: Body, status: Body, phase: str | None, now: datetime) -> Body:
+def move_actions(body: Body, status: Status, phase: str | None, now: datetime) -> Status:
     """Move the users' actions recorded by the webhook into the audit outbox, once."""
     status = dict(status)
     for action in unseen_actions(body):
@@ -28,7 +30,7 @@ def move_actions(body: Body, status: Body, phase: str | None, now: datetime) -> 
     return status
 
 
-def audit_unattributed(body: Body, status: Body, phase: str, now: datetime) -> Body:
+def audit_unattributed(body: Body, status: Status, phase: str, now: datetime) -> Status:
     """Audit control changes that reached us without the webhook's stamp (it was down,
     or `Ignore` let the change through) as performed by "unknown": nothing goes
     unrecorded, and nothing is recorded twice."""

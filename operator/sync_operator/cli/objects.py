@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -15,26 +15,26 @@ class UnreadableObjectError(Exception):
     """An object the API server returned that the models cannot read (a version skew)."""
 
 
-def _where(body: dict[str, Any]) -> str:
+def _where(body: Mapping[str, Any]) -> str:
     meta = body.get("metadata") or {}
     return f"{meta.get('namespace', '')}/{meta.get('name', '?')}".lstrip("/")
 
 
-def parse_job(body: dict[str, Any]) -> SyncJob:
+def parse_job(body: Mapping[str, Any]) -> SyncJob:
     try:
         return SyncJob.model_validate(body)
     except ValidationError as err:
         raise UnreadableObjectError(f"cannot read SyncJob {_where(body)}: {err}") from None
 
 
-def parse_schedule(body: dict[str, Any]) -> SyncSchedule:
+def parse_schedule(body: Mapping[str, Any]) -> SyncSchedule:
     try:
         return SyncSchedule.model_validate(body)
     except ValidationError as err:
         raise UnreadableObjectError(f"cannot read SyncSchedule {_where(body)}: {err}") from None
 
 
-def parse_jobs(items: Iterable[dict[str, Any]]) -> list[SyncJob]:
+def parse_jobs(items: Iterable[Mapping[str, Any]]) -> list[SyncJob]:
     """Every readable job; an unreadable one is reported and skipped, not fatal to a list."""
     out = []
     for body in items:
@@ -45,7 +45,7 @@ def parse_jobs(items: Iterable[dict[str, Any]]) -> list[SyncJob]:
     return out
 
 
-def parse_schedules(items: Iterable[dict[str, Any]]) -> list[SyncSchedule]:
+def parse_schedules(items: Iterable[Mapping[str, Any]]) -> list[SyncSchedule]:
     out = []
     for body in items:
         try:

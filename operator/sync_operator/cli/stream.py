@@ -15,8 +15,8 @@ from typing import Any
 import aiohttp
 
 from sync_operator.kube import ApiError, KubeClient, Resource
+from sync_operator.kube.bodies import RawBody
 
-Obj = dict[str, Any]
 RESET = "RESET"
 GONE = 410
 
@@ -26,7 +26,7 @@ class Event:
     """RESET carries the whole current list; ADDED/MODIFIED/DELETED carry one object."""
 
     type: str
-    objects: list[Obj]
+    objects: list[RawBody]
 
 
 async def follow(client: KubeClient, res: Resource, namespace: str | None, *,
@@ -45,12 +45,14 @@ async def follow(client: KubeClient, res: Resource, namespace: str | None, *,
                                                 field_selector=field_selector,
                                                 timeout_seconds=watch_seconds):
                 failures = 0
-                if kind == "ERROR":
-                    if obj.get("code") == GONE:
+                if kind == "ERROR":  # the object is a metav1.Status, not a SyncJob
+                    failure: dict[str, Any] = dict(obj)
+                    if failure.get("code") == GONE:
                         version = None
                         break
-                    raise ApiError(int(obj.get("code") or 500), str(obj.get("reason", "")),
-                                   str(obj.get("message", obj)), obj)
+                    raise ApiError(int(failure.get("code") or 500),
+                                   str(failure.get("reason", "")),
+                                   str(failure.get("message", failure)), failure)
                 version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
                 if kind != "BOOKMARK":
                     yield Event(kind, [obj])

@@ -84,7 +84,7 @@ class WatchState:
         return done and bool(self.jobs)
 
 
-def _parse(body: dict[str, Any]) -> SyncJob | None:
+def _parse(body: Mapping[str, Any]) -> SyncJob | None:
     try:
         return parse_job(body)
     except UnreadableObjectError as err:

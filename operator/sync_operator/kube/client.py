@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, cast
 
 import aiohttp
 
+from sync_operator.kube.bodies import ObjectList, RawBody
 from sync_operator.kube.config import Connection, load_connection
 from sync_operator.kube.resources import Resource
 
@@ -88,11 +89,11 @@ class KubeClient:
             return payload
 
     async def get(self, res: Resource, name: str, namespace: str | None = None,
-                  subresource: str | None = None) -> Obj:
-        return await self.request("GET", res.path(namespace, name, subresource))
+                  subresource: str | None = None) -> RawBody:
+        return _body(await self.request("GET", res.path(namespace, name, subresource)))
 
     async def get_or_none(self, res: Resource, name: str,
-                          namespace: str | None = None) -> Obj | None:
+                          namespace: str | None = None) -> RawBody | None:
         try:
             return await self.get(res, name, namespace)
         except ApiError as err:
@@ -102,34 +103,41 @@ class KubeClient:
 
     async def list(self, res: Resource, namespace: str | None = None, *,
                    label_selector: str | None = None,
-                   field_selector: str | None = None) -> Obj:
+                   field_selector: str | None = None) -> ObjectList:
         params = {}
         if label_selector:
             params["labelSelector"] = label_selector
         if field_selector:
             params["fieldSelector"] = field_selector
-        return await self.request("GET", res.path(namespace), params=params)
+        payload = await self.request("GET", res.path(namespace), params=params)
+        return ObjectList(apiVersion=str(payload.get("apiVersion", "")),
+                          kind=str(payload.get("kind", "")),
+                          metadata=payload.get("metadata") or {},
+                          items=[_body(item) for item in payload.get("items") or []])
 
-    async def create(self, res: Resource, obj: Obj, namespace: str | None = None,
-                     subresource: str | None = None, name: str | None = None) -> Obj:
-        return await self.request("POST", res.path(namespace, name, subresource), body=obj)
+    async def create(self, res: Resource, obj: Mapping[str, Any],
+                     namespace: str | None = None, subresource: str | None = None,
+                     name: str | None = None) -> RawBody:
+        return _body(await self.request("POST", res.path(namespace, name, subresource),
+                                        body=obj))
 
-    async def replace(self, res: Resource, name: str, obj: Obj, namespace: str | None = None,
-                      subresource: str | None = None) -> Obj:
-        return await self.request("PUT", res.path(namespace, name, subresource), body=obj)
+    async def replace(self, res: Resource, name: str, obj: Mapping[str, Any],
+                      namespace: str | None = None, subresource: str | None = None) -> RawBody:
+        return _body(await self.request("PUT", res.path(namespace, name, subresource),
+                                        body=obj))
 
     async def patch(self, res: Resource, name: str, patch: Any, namespace: str | None = None,
                     *, subresource: str | None = None, patch_type: PatchType = "merge",
-                    field_manager: str | None = None, force: bool = False) -> Obj:
+                    field_manager: str | None = None, force: bool = False) -> RawBody:
         params = {}
         if field_manager:
             params["fieldManager"] = field_manager
         if force:
             params["force"] = "true"
-        return await self.request(
+        return _body(await self.request(
             "PATCH", res.path(namespace, name, subresource), body=patch, params=params,
             content_type=_PATCH_CONTENT_TYPES[patch_type],
-        )
+        ))
 
     async def delete(self, res: Resource, name: str, namespace: str | None = None, *,
                      grace_period_seconds: int | None = None,
@@ -154,7 +162,7 @@ class KubeClient:
                     resource_version: str | None = None,
                     label_selector: str | None = None,
                     field_selector: str | None = None,
-                    timeout_seconds: int = 300) -> AsyncIterator[tuple[str, Obj]]:
+                    timeout_seconds: int = 300) -> AsyncIterator[tuple[str, RawBody]]:
         """Yield (event type, object) until the server closes the stream."""
         params = {"watch": "true", "timeoutSeconds": str(timeout_seconds),
                   "allowWatchBookmarks": "true"}
@@ -175,4 +183,9 @@ class KubeClient:
                 if not line.strip():
                     continue
                 event = json.loads(line)
-                yield str(event["type"]), event["object"]
+                yield str(event["type"]), _body(event["object"])
+
+
+def _body(payload: Mapping[str, Any]) -> RawBody:
+    """The JSON object the server sent, as the typed shape (the keys are the server's)."""
+    return cast(RawBody, payload)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +21,7 @@ class EventRecorder:
         self.client = client
         self.instance = instance
 
-    async def record(self, body: dict[str, Any], reason: str, message: str, *,
+    async def record(self, body: Mapping[str, Any], reason: str, message: str, *,
                      warning: bool = False) -> None:
         """Post one core/v1 Event about `body`; failures are logged, never raised."""
         meta = body["metadata"]

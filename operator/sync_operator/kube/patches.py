@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
-def merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
     """The top-level merge patch turning `old` into `new`: changed keys, and None for
     removed ones (which a merge patch deletes)."""
     patch: dict[str, Any] = {k: v for k, v in new.items() if old.get(k) != v}

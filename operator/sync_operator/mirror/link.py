@@ -9,24 +9,24 @@ precondition, so an entry appended meanwhile is never lost.
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Protocol
 
 from sync_operator.api.common import SYNCJOBS, SYNCSCHEDULES
 from sync_operator.audit.outbox import drained
 from sync_operator.kube import ApiError, KubeClient, Resource
+from sync_operator.kube.bodies import RawBody
 from sync_operator.mirror.store import MirrorStore
 from sync_operator.mirror.writer import MirrorKey, MirrorWriter
 
 log = logging.getLogger(__name__)
-Body = dict[str, Any]
 
 
 class Mirror(Protocol):
     """What the reconciler needs of the PostgreSQL mirror."""
 
-    def notify(self, body: Body) -> None: ...
+    def notify(self, body: RawBody) -> None: ...
 
-    async def record_deletion(self, body: Body, performed_by: str) -> None: ...
+    async def record_deletion(self, body: RawBody, performed_by: str) -> None: ...
 
 
 class MirrorLink:
@@ -37,13 +37,13 @@ class MirrorLink:
         self.writer = MirrorWriter(store, on_applied=self.drain)
         self._where: dict[str, tuple[Resource, str, str]] = {}
 
-    def notify(self, body: Body) -> None:
+    def notify(self, body: RawBody) -> None:
         meta = body.get("metadata") or {}
         resource = SYNCSCHEDULES if body.get("kind") == "SyncSchedule" else SYNCJOBS
         self._where[meta["uid"]] = (resource, meta["namespace"], meta["name"])
         self.writer.notify(body)
 
-    async def record_deletion(self, body: Body, performed_by: str) -> None:
+    async def record_deletion(self, body: RawBody, performed_by: str) -> None:
         await self.writer.record_deletion(body, performed_by)
         self._where.pop(body["metadata"]["uid"], None)
 

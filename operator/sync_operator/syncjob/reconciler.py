@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -21,6 +20,7 @@ from sync_operator.api.syncjob import SyncJobSpec
 from sync_operator.audit.outbox import append_entry
 from sync_operator.audit.recording import audit_unattributed, move_actions
 from sync_operator.kube import ApiError, KubeClient
+from sync_operator.kube.bodies import Document, RawBody
 from sync_operator.kube.events import EventRecorder
 from sync_operator.kube.keys import ObjectKey
 from sync_operator.kube.metrics import OperatorMetrics
@@ -45,10 +45,9 @@ from sync_operator.syncjob.statemachine import (
 from sync_runner.contract import Control
 
 log = logging.getLogger(__name__)
-Body = dict[str, Any]
 
 
-def _job_name(body: Body) -> str:
+def _job_name(body: RawBody) -> str:
     return job_name(body["metadata"]["name"], body["metadata"]["uid"])
 
 
@@ -91,7 +90,7 @@ class Reconciler:
         except ValidationError as err:  # the CRD schema should make this unreachable
             log.error("%s/%s has an invalid spec: %s", namespace, name, err)
             return None
-        status: Body = dict(body.get("status") or {})
+        status: Document = dict(body.get("status") or {})
         phase = Phase.of(body)
         job_body = await self.client.get_or_none(JOBS, _job_name(body), namespace)
         job = JobObservation.from_body(job_body) if job_body else None
@@ -143,7 +142,7 @@ class Reconciler:
 
     # -- actions ----------------------------------------------------------------------
 
-    async def _execute(self, action: CreateJob | SuspendJob | SetControl, body: Body,
+    async def _execute(self, action: CreateJob | SuspendJob | SetControl, body: RawBody,
                        job: JobObservation | None) -> None:
         namespace, uid = body["metadata"]["namespace"], body["metadata"]["uid"]
         if isinstance(action, SetControl):
@@ -162,12 +161,12 @@ class Reconciler:
                     job = JobObservation.from_body(
                         await self.client.get(JOBS, manifest["metadata"]["name"], namespace))
             if job is not None and job.suspended:
-                patch: Body = {"spec": {"suspend": False}}
+                patch: Document = {"spec": {"suspend": False}}
                 if action.remaining_seconds is not None:
                     patch["spec"]["activeDeadlineSeconds"] = action.remaining_seconds
                 await self.client.patch(JOBS, job.name, patch, namespace)
 
-    def _with_audit(self, body: Body, decision: Decision) -> Body:
+    def _with_audit(self, body: RawBody, decision: Decision) -> Document:
         """The decided status plus its audit entries: first the users' actions (moved
         from the webhook's annotation), then the operator's own transitions."""
         status = dict(decision.status)
@@ -181,25 +180,25 @@ class Reconciler:
                 {"reason": note.reason, "message": note.message}, self.clock())
         return status
 
-    async def _write_status(self, body: Body, old: Body, new: Body) -> Body:
+    async def _write_status(self, body: RawBody, old: Document, new: Document) -> RawBody:
         patch = merge_patch(old, new)
         meta = body["metadata"]
-        result: Body = await self.client.patch(
+        result: RawBody = await self.client.patch(
             SYNCJOBS, meta["name"],
             {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": patch},
             meta["namespace"], subresource="status")
         return result
 
-    async def _add_finalizer(self, body: Body) -> Body:
+    async def _add_finalizer(self, body: RawBody) -> RawBody:
         meta = body["metadata"]
         finalizers = [*(meta.get("finalizers") or []), FINALIZER]
-        result: Body = await self.client.patch(
+        result: RawBody = await self.client.patch(
             SYNCJOBS, meta["name"],
             {"metadata": {"finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}},
             meta["namespace"])
         return result
 
-    async def _duplicate_of(self, body: Body, dedup_key: str) -> str | None:
+    async def _duplicate_of(self, body: RawBody, dedup_key: str) -> str | None:
         """The oldest other active SyncJob in the namespace with the same dedupKey.
 
         One already past Pending always wins (it was accepted first). Between two
@@ -223,7 +222,7 @@ class Reconciler:
 
     # -- deletion ---------------------------------------------------------------------
 
-    async def finalize(self, body: Body) -> None:
+    async def finalize(self, body: RawBody) -> None:
         """Stop running work, record the deletion, then let the object go."""
         meta = body["metadata"]
         if FINALIZER not in (meta.get("finalizers") or []):

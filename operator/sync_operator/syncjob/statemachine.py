@@ -10,17 +10,19 @@ and asks for the same thing, which is what makes an operator restart safe.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sync_operator.api.common import ConditionType, Phase, Reason
 from sync_operator.api.syncjob import SyncJobSpec
+from sync_operator.kube.bodies import Document
 from sync_operator.kube.conditions import set_condition
 from sync_operator.kube.timestamps import format_time, parse_time
 from sync_runner.contract import Checkpoint, Control, RunnerState, RunnerStatus
 
-Status = dict[str, Any]
+Status = Document
 
 # -- what is observed -------------------------------------------------------------------
 
@@ -39,7 +41,7 @@ class JobObservation:
     failed_message: str | None
 
     @classmethod
-    def from_body(cls, job: dict[str, Any]) -> JobObservation:
+    def from_body(cls, job: Mapping[str, Any]) -> JobObservation:
         status = job.get("status", {}) or {}
         conditions = {c["type"]: c for c in status.get("conditions", []) or []
                       if c.get("status") == "True"}

@@ -4,11 +4,12 @@ person who made the change."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from sync_operator.api.common import Phase
 
-Body = dict[str, Any]
+Body = Mapping[str, Any]
 
 
 def syncjob_update_error(old: Body, new: Body) -> str | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -29,6 +28,7 @@ from sync_operator.api.common import (
 from sync_operator.api.syncschedule import SyncScheduleSpec
 from sync_operator.audit.recording import move_actions
 from sync_operator.kube import ApiError, KubeClient
+from sync_operator.kube.bodies import Document, RawBody
 from sync_operator.kube.conditions import set_condition
 from sync_operator.kube.events import EventRecorder
 from sync_operator.kube.keys import ObjectKey
@@ -47,18 +47,17 @@ from sync_operator.syncschedule import (
 )
 
 log = logging.getLogger(__name__)
-Body = dict[str, Any]
 SCHEDULE_LABEL = "sync.jobcontrol.io/schedule"
 SCHEDULED_TIME_ANNOTATION = "sync.jobcontrol.io/scheduled-time"
 # Re-check a schedule at least this often even when its next tick is far away.
 MAX_SLEEP_SECONDS = 300.0
 
 
-def syncjob_for_tick(schedule: Body, spec: SyncScheduleSpec, name: str,
-                     scheduled: datetime) -> Body:
+def syncjob_for_tick(schedule: RawBody, spec: SyncScheduleSpec, name: str,
+                     scheduled: datetime) -> RawBody:
     """The SyncJob a schedule creates for one tick (owned by the schedule)."""
     meta = schedule["metadata"]
-    job_spec: Body = {
+    job_spec: Document = {
         "jobType": spec.job_type.value, "priority": spec.priority,
         "retryAttempts": spec.retry_attempts, "scheduleRef": meta["name"],
         "params": dict(spec.job_template.params),
@@ -97,7 +96,7 @@ class ScheduleReconciler:
         self.created = 0
         self.reconciles = 0
 
-    def _mirrored(self, schedule: Body) -> None:
+    def _mirrored(self, schedule: RawBody) -> None:
         if self.mirror is not None:
             self.mirror.notify(schedule)
 
@@ -125,7 +124,7 @@ class ScheduleReconciler:
                 "finalizers": [*(schedule["metadata"].get("finalizers") or []), FINALIZER],
                 "resourceVersion": schedule["metadata"]["resourceVersion"]}}, namespace)
         now = self.clock()
-        status: Body = dict(schedule.get("status") or {})
+        status: Document = dict(schedule.get("status") or {})
         generation = int(schedule["metadata"].get("generation", 1))
         try:
             spec = SyncScheduleSpec.model_validate(schedule.get("spec") or {})
@@ -208,7 +207,7 @@ class ScheduleReconciler:
         wait = (decision.next_schedule_time - now) / timedelta(seconds=1)
         return max(0.05, min(wait, MAX_SLEEP_SECONDS))
 
-    async def _finalize(self, schedule: Body) -> None:
+    async def _finalize(self, schedule: RawBody) -> None:
         """Record the deletion (and any audit entries still waiting) in PostgreSQL,
         then let the schedule go. Its SyncJobs go with it (ownerReferences)."""
         meta = schedule["metadata"]
@@ -225,11 +224,11 @@ class ScheduleReconciler:
             if not err.not_found:
                 raise
 
-    async def _create(self, schedule: Body, spec: SyncScheduleSpec, name: str,
-                      scheduled: datetime) -> Body | None:
+    async def _create(self, schedule: RawBody, spec: SyncScheduleSpec, name: str,
+                      scheduled: datetime) -> RawBody | None:
         body = syncjob_for_tick(schedule, spec, name, scheduled)
         try:
-            created: Body = await self.client.create(SYNCJOBS, body,
+            created: RawBody = await self.client.create(SYNCJOBS, body,
                                                       schedule["metadata"]["namespace"])
         except ApiError as err:
             if err.conflict:  # this tick's job exists: the tick was already acted on
@@ -242,7 +241,7 @@ class ScheduleReconciler:
                                    f"created SyncJob {name} for {format_time(scheduled)}")
         return created
 
-    async def _prune(self, namespace: str, jobs: list[Body], spec: SyncScheduleSpec) -> None:
+    async def _prune(self, namespace: str, jobs: list[RawBody], spec: SyncScheduleSpec) -> None:
         history = [HistoryEntry(j["metadata"]["name"], Phase.of(j).value,
                                 parse_time(j.get("status", {}).get("completedAt")))
                    for j in jobs if Phase.of(j).is_terminal]
@@ -250,7 +249,7 @@ class ScheduleReconciler:
                                   spec.failed_jobs_history_limit):
             await self.client.delete(SYNCJOBS, name, namespace)
 
-    async def _write_status(self, schedule: Body, status: Body) -> None:
+    async def _write_status(self, schedule: RawBody, status: Document) -> None:
         old = schedule.get("status") or {}
         if status == old:
             self._mirrored(schedule)  # the mirror keeps every look, not only changes
@@ -259,7 +258,7 @@ class ScheduleReconciler:
         meta = schedule["metadata"]
         # With a resourceVersion precondition: status.mirror may have been drained since
         # the read, and a blind write would bring the drained entries back.
-        updated: Body = await self.client.patch(
+        updated: RawBody = await self.client.patch(
             SYNCSCHEDULES, meta["name"],
             {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": patch},
             meta["namespace"], subresource="status")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sync_operator.api.common import SYNCJOBS, SYNCSCHEDULES, JobType, Phase
@@ -32,7 +32,7 @@ from sync_operator.syncjob.queue.plan import (
 log = logging.getLogger(__name__)
 
 
-def type_limits(schedules: list[dict[str, Any]],
+def type_limits(schedules: Sequence[Mapping[str, Any]],
                 defaults: dict[JobType, int]) -> dict[JobType, int]:
     """Per-type limits: a SyncSchedule's maxConcurrency sets its type's limit (the
     largest, if several schedules share a type); other types keep the defaults."""
