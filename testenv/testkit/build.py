@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 TESTENV_DIR = Path(__file__).resolve().parent.parent
@@ -31,14 +32,21 @@ def cache_root() -> Path:
     return Path(base) / "sync-operator"
 
 
-def cache_key() -> str:
+def go_cache_key(module_dir: Path, names: Sequence[str]) -> str:
+    """Changes when the named files of a Go module (its pin, its sums, its sources) or
+    the Go toolchain change: the key of a cached build."""
     h = hashlib.sha256()
-    for name in ("go.mod", "go.sum", *sorted(p.name for p in TESTENV_DIR.glob("*.go"))):
+    for name in names:
         h.update(name.encode())
-        h.update((TESTENV_DIR / name).read_bytes())
+        h.update((module_dir / name).read_bytes())
     h.update(subprocess.run([_go(), "env", "GOVERSION"], capture_output=True, text=True,
                             check=True).stdout.encode())
     return h.hexdigest()[:16]
+
+
+def cache_key() -> str:
+    sources = sorted(p.name for p in TESTENV_DIR.glob("*.go"))
+    return go_cache_key(TESTENV_DIR, ["go.mod", "go.sum", *sources])
 
 
 def binary_path() -> Path:

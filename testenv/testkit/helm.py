@@ -8,7 +8,6 @@ repo under a key of the module's go.mod, go.sum and the Go version, so it builds
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import subprocess
@@ -21,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from testkit.build import _go, cache_root
+from testkit.build import _go, cache_root, go_cache_key
 
 HELM_MODULE_DIR = Path(__file__).resolve().parent.parent / "helm"
 HELM_PACKAGE = "helm.sh/helm/v4/cmd/helm"
@@ -38,13 +37,7 @@ def helm_pin() -> str:
 
 def cache_key() -> str:
     """Changes when the pin, its dependency sums or the Go toolchain change."""
-    h = hashlib.sha256()
-    for name in ("go.mod", "go.sum"):
-        h.update(name.encode())
-        h.update((HELM_MODULE_DIR / name).read_bytes())
-    h.update(subprocess.run([_go(), "env", "GOVERSION"], capture_output=True, text=True,
-                            check=True).stdout.encode())
-    return h.hexdigest()[:16]
+    return go_cache_key(HELM_MODULE_DIR, ["go.mod", "go.sum"])
 
 
 def binary_path() -> Path:

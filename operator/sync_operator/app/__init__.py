@@ -1,1 +1,1 @@
-"""The running operator: settings, wiring, Lease election, metrics and the kopf layer."""
+"""The running operator: settings, wiring, Lease election and the kopf layer."""

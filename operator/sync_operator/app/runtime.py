@@ -105,6 +105,10 @@ class Runtime:
             if ref.get("kind") == "SyncJob" and ref.get("controller"):
                 self.queue.add(ObjectKey(meta["namespace"], ref["name"]))
 
+    async def record_deleter(self, uid: str, user: str) -> None:
+        """Who asked to delete an object (from the admission webhook), for the finalizer."""
+        await self.link.record_deleter(uid, user)
+
     # -- lifecycle --------------------------------------------------------------------
 
     @property

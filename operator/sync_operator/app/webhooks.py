@@ -68,7 +68,7 @@ async def _remember_deleter(userinfo: Any, memo: Any, dryrun: bool, old: Any) ->
     """Who deleted an object: the finalizer reads it for the audit row."""
     if old is None or dryrun:
         return
-    await memo["runtime"].link.record_deleter(old["metadata"]["uid"], _user(userinfo))
+    await memo["runtime"].record_deleter(old["metadata"]["uid"], _user(userinfo))
 
 
 @kopf.on.mutate(*SYNCJOB.kopf, id="stamp-syncjob-actor", operations=["CREATE", "UPDATE"],
