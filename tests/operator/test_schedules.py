@@ -7,17 +7,17 @@ sleeping until 03:00. Ticks, names, history and status are all real objects.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from sync_operator.api.common import API_VERSION, SYNCJOBS, SYNCSCHEDULES
 from sync_operator.app.clock import ManualClock
 from sync_operator.app.runtime import Runtime
 from sync_operator.app.settings import OperatorSettings
-from sync_operator.kube import KubeClient, load_connection
+from sync_operator.kube import ApiError, KubeClient, load_connection
 from testkit.cluster import LocalCluster
 from testkit.servers import RedisServer
 from testkit.syncjobs import events_of
@@ -258,27 +258,82 @@ async def _true(value: bool) -> bool:
 
 async def test_two_operator_instances_create_each_tick_once(
         kube: KubeClient, namespace: str, clock: ManualClock,
-        start_runtime: RuntimeFactory) -> None:
+        start_runtime: RuntimeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     one, two = await start_runtime(), await start_runtime()
     await eventually(lambda: _true(one.leading or two.leading), timeout=10, what="a leader")
     assert not (one.leading and two.leading)
+    leader, standby = (one, two) if one.leading else (two, one)
     await kube.create(SYNCSCHEDULES, schedule("shared", "*/10 * * * *",
                                               concurrencyPolicy="Allow"), namespace)
-    for minute in (10, 20, 30):
+    for count, minute in enumerate((10, 20, 30), start=1):
         at = datetime(2027, 3, 26, 12, minute, 1, tzinfo=UTC)
         clock.set(at)
         body = await kube.get(SYNCSCHEDULES, "shared", namespace)
         one.on_schedule(body)
         two.on_schedule(body)
-        await asyncio.sleep(1.0)
+        # The tick is acted on: its job exists and lastScheduleTime records it.
+        await wait_jobs(kube, namespace, "shared", count)
+        await eventually(lambda at=at: _last_schedule_time_is(kube, namespace, "shared",
+                                                              at.replace(second=0)),
+                         timeout=30, what=f"lastScheduleTime {at:%H:%M}")
     jobs = await wait_jobs(kube, namespace, "shared", 3)
     assert scheduled_times(jobs) == ["2027-03-26T12:10:00Z", "2027-03-26T12:20:00Z",
                                      "2027-03-26T12:30:00Z"]
-    leader, standby = (one, two) if one.leading else (two, one)
+    assert (one.leading, two.leading) == (leader is one, leader is two)  # no hand-over
     assert (leader.schedules.created, standby.schedules.created) == (3, 0)
     assert standby.schedules.reconciles == 0  # the standby looked at nothing
+
+    # The leader's 12:30 job has finished, and its lastScheduleTime write is lost (as if it
+    # crashed between the create and the status write). The next leader then sees the
+    # 12:30 tick as due again and re-creates its job: the deterministic name answers 409,
+    # which must count as "already done".
+    tick_job = jobs[2]["metadata"]["name"]
+    await finish(kube, namespace, tick_job, "Succeeded", datetime(2027, 3, 26, 12, 35,
+                                                                  tzinfo=UTC))
+    await kube.patch(SYNCSCHEDULES, "shared",
+                     {"status": {"lastScheduleTime": "2027-03-26T12:20:00Z"}}, namespace,
+                     subresource="status")
+    answers: list[tuple[str, int]] = []  # (name, HTTP status) of the standby's job creates
+    real_create = standby.client.create
+
+    async def recording_create(res: Any, obj: dict[str, Any], namespace: str | None = None,
+                               *args: Any, **kwargs: Any) -> dict[str, Any]:
+        if res is not SYNCJOBS:
+            return await real_create(res, obj, namespace, *args, **kwargs)
+        try:
+            created = await real_create(res, obj, namespace, *args, **kwargs)
+        except ApiError as err:
+            answers.append((obj["metadata"]["name"], err.status))
+            raise
+        answers.append((obj["metadata"]["name"], 201))
+        return created
+
+    monkeypatch.setattr(standby.client, "create", recording_create)
     await leader.stop()
     await eventually(lambda: _true(standby.leading), timeout=10, what="standby takes over")
+    # The new leader's first pass (clock still at 12:30:01) repairs lastScheduleTime...
+    await eventually(lambda: _last_schedule_time_is(
+        kube, namespace, "shared", datetime(2027, 3, 26, 12, 30, tzinfo=UTC)),
+        timeout=30, what="lastScheduleTime repaired by the new leader")
+    # ...through the 409 path: it did try to create the 12:30 job, the API server answered
+    # AlreadyExists, and nothing was created or announced.
+    assert answers
+    assert set(answers) == {(tick_job, 409)}
+    assert standby.schedules.created == 0
+    jobs = await jobs_of(kube, namespace, "shared")
+    assert scheduled_times(jobs) == ["2027-03-26T12:10:00Z", "2027-03-26T12:20:00Z",
+                                     "2027-03-26T12:30:00Z"]
+    reasons = [e["reason"] for e in await events_of(kube, namespace, "shared")]
+    assert reasons.count("SuccessfulCreate") == 3
+
     clock.set(START + timedelta(minutes=40, seconds=1))
     standby.on_schedule(await kube.get(SYNCSCHEDULES, "shared", namespace))
-    await wait_jobs(kube, namespace, "shared", 4)
+    jobs = await wait_jobs(kube, namespace, "shared", 4)
+    assert scheduled_times(jobs)[3] == "2027-03-26T12:40:00Z"
+    assert standby.schedules.created == 1
+    assert set(answers) == {(tick_job, 409), (jobs[3]["metadata"]["name"], 201)}
+
+
+async def _last_schedule_time_is(kube: KubeClient, ns: str, name: str, at: datetime) -> bool:
+    status = (await kube.get(SYNCSCHEDULES, name, ns)).get("status") or {}
+    return bool(status.get("lastScheduleTime") == at.strftime("%Y-%m-%dT%H:%M:%SZ"))

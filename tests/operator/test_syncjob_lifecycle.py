@@ -4,6 +4,8 @@ runner pods as real local processes reporting through real Redis."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 import time
 import urllib.request
 from collections.abc import Callable
@@ -11,9 +13,12 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
+
 from sync_operator.api.common import SYNCJOBS
 from sync_operator.kube import KubeClient
-from sync_operator.kube.resources import JOBS, PODS
+from sync_operator.kube.resources import JOBS, LEASES, PODS
+from sync_runner.contract import EVENTS_PATTERN, STATE_FIELD, Keys, RunnerState, RunnerStatus
 from testkit.operator import OperatorProcess
 from testkit.servers import RedisServer
 from testkit.syncjobs import create_syncjob, events_of, set_spec, syncjob, wait_phase
@@ -33,6 +38,63 @@ async def progress_done(kube: KubeClient, ns: str, name: str) -> int:
 
 async def jobs_of(kube: KubeClient, ns: str) -> list[dict[str, Any]]:
     return list((await kube.list(JOBS, ns))["items"])
+
+
+JOB_UID_LABEL = "sync.jobcontrol.io/job-uid"  # on the Job and its pods (job_builder)
+
+
+async def pods_of(kube: KubeClient, ns: str, uid: str) -> list[dict[str, Any]]:
+    """The runner pods of one SyncJob (any phase), oldest first."""
+    items = (await kube.list(PODS, ns, label_selector=f"{JOB_UID_LABEL}={uid}"))["items"]
+    return sorted(items, key=lambda p: p["metadata"]["creationTimestamp"])
+
+
+def conditions_of(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in body.get("status", {}).get("conditions") or []}
+
+
+async def scrape(op: OperatorProcess) -> dict[str, float]:
+    """The operator's /metrics as {'name{labels}': value}."""
+    url = f"http://127.0.0.1:{op.settings['metrics_port']}/metrics"
+    try:
+        text = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read())
+    except OSError:
+        return {}  # not serving yet
+    samples = {}
+    for line in text.decode().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+async def health(op: OperatorProcess) -> str | None:
+    url = f"http://127.0.0.1:{op.settings['health_port']}/healthz"
+    try:
+        body = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read())
+    except OSError:
+        return None  # not serving yet
+    return body.decode()
+
+
+async def event_seen(kube: KubeClient, ns: str, name: str, reason: str) -> bool:
+    return any(e["reason"] == reason for e in await events_of(kube, ns, name))
+
+
+async def runner_state(client: aioredis.Redis, uid: str) -> RunnerStatus | None:
+    """What the runner last published in Redis (the operator reads the same hash)."""
+    raw = await client.hget(Keys(uid).state, STATE_FIELD)
+    return None if raw is None else RunnerStatus.model_validate_json(raw)
+
+
+def leader_identity(op: OperatorProcess) -> str | None:
+    found = re.findall(r"(\S+) is leading", op.log())
+    return found[-1] if found else None
+
+
+async def lease_holder(kube: KubeClient, ns: str) -> str | None:
+    lease = await kube.get_or_none(LEASES, "sync-operator", ns)
+    return ((lease or {}).get("spec") or {}).get("holderIdentity") or None
 
 
 async def test_syncjob_runs_to_succeeded_with_progress_and_events(
@@ -72,12 +134,28 @@ async def test_syncjob_runs_to_succeeded_with_progress_and_events(
 
 async def test_paused_pending_job_is_held_and_runs_after_resume(
         kube: KubeClient, namespace: str, operator: OperatorProcess) -> None:
-    await create_syncjob(kube, namespace, syncjob("held", "hadith", paused=True,
-                                                  params=demo(5, 0.05)))
+    created = await create_syncjob(kube, namespace, syncjob("held", "hadith", paused=True,
+                                                            params=demo(5, 0.05)))
     body = await wait_phase(kube, namespace, "held", "Paused", timeout=30)
     assert body["status"].get("jobRef") is None
-    await asyncio.sleep(2)
+    # The operator's verdict on this generation: held, not admitted.
+    assert body["status"]["observedGeneration"] == body["metadata"]["generation"]
+    conditions = conditions_of(body)
+    assert (conditions["Paused"]["status"], conditions["Paused"]["reason"]) \
+        == ("True", "HeldWhilePaused")
+    assert (conditions["Admitted"]["status"], conditions["Admitted"]["reason"]) \
+        == ("False", "HeldWhilePaused")
+    # Its Event is recorded after the reconcile's actions: that reconcile is over.
+    await eventually(lambda: event_seen(kube, namespace, "held", "HeldWhilePaused"),
+                     timeout=30, what="HeldWhilePaused event")
+    # And the admitter has looked at it since: a pass counted it Paused, then another ran.
+    seen = await eventually(lambda: _passes_counting(operator, "Paused", 1), timeout=30,
+                            what="an admission pass that saw the job Paused")
+    await eventually(lambda: _metric_above(operator, "sync_operator_admission_passes", seen),
+                     timeout=30, what="a later admission pass")
+    assert (await scrape(operator))["sync_operator_admission_grants"] == 0
     assert await jobs_of(kube, namespace) == []
+    assert await pods_of(kube, namespace, created["metadata"]["uid"]) == []
     await set_spec(kube, namespace, "held", paused=False)
     await wait_phase(kube, namespace, "held", "Succeeded", timeout=60)
 
@@ -131,17 +209,56 @@ async def _done_at_least(kube: KubeClient, ns: str, name: str, n: int) -> bool:
     return await progress_done(kube, ns, name) >= n
 
 
+async def _passes_counting(op: OperatorProcess, phase: str, count: int) -> float | None:
+    """The admission pass count, once the last pass counted `count` jobs in `phase`."""
+    samples = await scrape(op)
+    if samples.get(f'sync_operator_jobs{{phase="{phase}"}}') == count:
+        return samples["sync_operator_admission_passes"]
+    return None
+
+
+async def _metric_above(op: OperatorProcess, name: str, value: float) -> bool:
+    return (await scrape(op)).get(name, 0.0) > value
+
+
 async def test_cancel_while_paused_ends_cancelled_without_a_pod(
         kube: KubeClient, namespace: str, operator: OperatorProcess) -> None:
-    await create_syncjob(kube, namespace, syncjob("c1", "audio", params=demo(100, 0.2)))
+    created = await create_syncjob(kube, namespace, syncjob("c1", "audio",
+                                                            params=demo(100, 0.2)))
+    uid = created["metadata"]["uid"]
     await wait_phase(kube, namespace, "c1", "Running", timeout=30)
+
+    async def runner_pod() -> list[dict[str, Any]]:
+        return [p for p in await pods_of(kube, namespace, uid)
+                if p["status"].get("phase") == "Running"]
+
+    await eventually(runner_pod, timeout=30, what="the runner pod running")
     await set_spec(kube, namespace, "c1", paused=True)
-    await wait_phase(kube, namespace, "c1", "Paused", timeout=30)
+    paused = await wait_phase(kube, namespace, "c1", "Paused", timeout=30)
+    job_name = paused["status"]["jobRef"]
+
+    async def no_pods() -> bool:
+        return not await pods_of(kube, namespace, uid)
+
+    await eventually(no_pods, timeout=30, what="pod released while paused")
     await set_spec(kube, namespace, "c1", cancel=True)
     body = await wait_phase(kube, namespace, "c1", "Cancelled", timeout=30)
     assert body["status"]["cancelledAt"]
     assert {c["type"]: c for c in body["status"]["conditions"]}["Cancelled"]["reason"] \
         == "CancelledByUser"
+    # The Cancelled event is recorded after the reconcile's actions: it has acted.
+    await eventually(lambda: event_seen(kube, namespace, "c1", "CancelledByUser"),
+                     timeout=30, what="CancelledByUser event")
+    assert await pods_of(kube, namespace, uid) == []
+    # Nor can one start: the Job stays suspended (or is gone)...
+    job = await kube.get_or_none(JOBS, job_name, namespace)
+    assert job is None or job["spec"]["suspend"] is True
+    # ...and it never made a pod after the first: one pod creation in its history.
+    if job is not None:
+        creations = [e for e in await events_of(kube, namespace, job_name)
+                     if e["reason"] == "SuccessfulCreate"
+                     and e["involvedObject"].get("kind") == "Job"]
+        assert sum(int(e.get("count") or 1) for e in creations) == 1
 
 
 async def test_cooperative_cancel_of_a_running_job(
@@ -205,12 +322,60 @@ async def test_delete_while_running_stops_the_pod_and_removes_the_job(
 
 
 async def test_retry_after_a_pod_failure_resumes_and_succeeds(
-        kube: KubeClient, namespace: str, operator: OperatorProcess) -> None:
-    await create_syncjob(kube, namespace, syncjob(
-        "flaky", "hadith", retryAttempts=2, params=demo(10, 0.05, failAt=5)))
-    body = await wait_phase(kube, namespace, "flaky", "Succeeded", timeout=90)
+        kube: KubeClient, namespace: str, operator: OperatorProcess,
+        redis_client: aioredis.Redis) -> None:
+    # Every status each runner pod publishes, in order (subscribed before the job exists).
+    pubsub = redis_client.pubsub()
+    await pubsub.psubscribe(EVENTS_PATTERN)
+    reports: list[tuple[str, RunnerStatus]] = []  # (channel, status)
+
+    async def follow() -> None:
+        while True:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            if message is not None:
+                reports.append((message["channel"],
+                                RunnerStatus.model_validate_json(message["data"])))
+
+    follower = asyncio.create_task(follow())
+    try:
+        created = await create_syncjob(kube, namespace, syncjob(
+            "flaky", "hadith", retryAttempts=2, params=demo(10, 0.05, failAt=5)))
+        uid = created["metadata"]["uid"]
+        body = await wait_phase(kube, namespace, "flaky", "Succeeded", timeout=90)
+        channel = Keys(uid).events
+
+        async def final_report() -> bool:
+            return any(c == channel and s.state == RunnerState.SUCCEEDED for c, s in reports)
+
+        await eventually(final_report, timeout=15, what="the runner's succeeded report")
+    finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
+        await pubsub.aclose()
     assert body["status"]["attempts"] == 2
     assert body["status"]["progress"]["done"] == 10
+
+    mine = [s for c, s in reports if c == channel]
+    pods = list(dict.fromkeys(s.pod for s in mine))  # in order of their first report
+    assert len(pods) == 2, pods
+    first = [s for s in mine if s.pod == pods[0]]
+    second = [s for s in mine if s.pod == pods[1]]
+    # The first pod failed at unit 5, after saving its checkpoint there.
+    failed = first[-1]
+    assert failed.state == RunnerState.FAILED
+    assert failed.progress.done == 5
+    assert failed.checkpoint_at is not None
+    # The second pod's first report already stands on that checkpoint: it loaded it,
+    # and its progress never starts below it.
+    assert second[0].checkpoint_at == failed.checkpoint_at
+    assert second[0].progress.done >= failed.progress.done
+    assert all(s.progress.done >= failed.progress.done for s in second)
+    assert body["status"]["result"]["resumedFrom"] == failed.progress.done
+    # Two real pods: the failed one and the one that succeeded.
+    phases = {p["metadata"]["name"]: p["status"].get("phase")
+              for p in await pods_of(kube, namespace, uid)}
+    assert phases == {pods[0]: "Failed", pods[1]: "Succeeded"}
 
 
 async def test_fatal_failure_is_not_retried(
@@ -276,13 +441,25 @@ async def test_priority_change_reorders_the_queue(
 
 
 async def test_operator_killed_and_restarted_mid_run_loses_nothing(
-        kube: KubeClient, namespace: str, operator: OperatorProcess) -> None:
-    await create_syncjob(kube, namespace, syncjob("survivor", "quran", params=demo(40, 0.15)))
+        kube: KubeClient, namespace: str, operator: OperatorProcess,
+        redis_client: aioredis.Redis) -> None:
+    created = await create_syncjob(kube, namespace, syncjob("survivor", "quran",
+                                                            params=demo(40, 0.15)))
+    uid = created["metadata"]["uid"]
     await wait_phase(kube, namespace, "survivor", "Running", timeout=30)
     await eventually(lambda: _done_at_least(kube, namespace, "survivor", 3), timeout=30,
                      what="progress")
     operator.kill()
-    await asyncio.sleep(2)
+    assert operator.process is not None
+    assert not operator.process.running
+    at_kill = await progress_done(kube, namespace, "survivor")
+
+    # The runner goes on without the operator: there is something to catch up on.
+    async def runner_ahead() -> bool:
+        status = await runner_state(redis_client, uid)
+        return status is not None and status.progress.done >= at_kill + 3
+
+    await eventually(runner_ahead, timeout=30, what="the runner progressing while down")
     operator.start()
     # The restarted operator catches up from the resources and Redis.
     await eventually(lambda: _done_at_least(kube, namespace, "survivor", 20), timeout=30,
@@ -365,14 +542,31 @@ async def test_two_operator_replicas_one_acts_and_the_standby_takes_over(
     fast_lease = {"lease_duration_seconds": "4", "lease_renew_deadline_seconds": "3",
                   "lease_retry_period_seconds": "0.5"}
     first = start_operator(**fast_lease)
-    await asyncio.sleep(2)  # let the first one take the Lease
+
+    async def first_holds_the_lease() -> str | None:
+        identity = leader_identity(first)
+        return identity if identity and await lease_holder(kube, namespace) == identity \
+            else None
+
+    first_id = await eventually(first_holds_the_lease, timeout=30,
+                                what="the first replica holding the Lease")
     second = start_operator(**fast_lease)
+
+    async def second_up_as_standby() -> bool:
+        page = await health(second)
+        return page is not None and '"leading": false' in page
+
+    await eventually(second_up_as_standby, timeout=30, what="the second replica serving")
     await create_syncjob(kube, namespace, syncjob("ha", "quran", params=demo(60, 0.15)))
     await wait_phase(kube, namespace, "ha", "Running", timeout=30)
     await eventually(lambda: _done_at_least(kube, namespace, "ha", 5), timeout=30,
                      what="progress")
     assert "is leading" in first.log()
-    assert "is leading" not in second.log()  # a standby: it watches, it does not act
+    # A standby: it watches, it does not act; the Lease is still the first one's.
+    assert await lease_holder(kube, namespace) == first_id
+    assert '"leading": false' in (await health(second) or "")
+    assert (await scrape(second))["sync_operator_leader"] == 0
+    assert "is leading" not in second.log()
     first.kill()  # the leader dies without releasing the Lease
     # The standby takes over after the lease expires and carries the job to the end.
     await eventually(lambda: _done_at_least(kube, namespace, "ha", 40), timeout=40,
@@ -383,3 +577,7 @@ async def test_two_operator_replicas_one_acts_and_the_standby_takes_over(
     admitted = [e for e in await events_of(kube, namespace, "ha") if e["reason"] == "Admitted"]
     assert len(admitted) == 1
     assert "is leading" in second.log()
+    second_id = leader_identity(second)
+    assert second_id
+    assert second_id != first_id
+    assert await lease_holder(kube, namespace) == second_id
