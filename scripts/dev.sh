@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One entry point for a developer and for CI:
-#   bash scripts/dev.sh setup   install what is missing (apt, Go, virtualenv, control-plane build)
 #   bash scripts/dev.sh test    lint, type-check and run the whole test suite on the real stack
 #   bash scripts/dev.sh demo    bring the local cluster up and run the operator with sample SyncJobs
+#   bash scripts/dev.sh setup   only install what is missing (apt, Go, virtualenv, Go builds);
+#                               test and demo run it first themselves
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -53,13 +54,20 @@ setup_go() {
   "$PY" -m testkit.helm
 }
 
+setup_all() {
+  setup_system
+  setup_python
+  setup_go
+}
+
+# Each command installs what it lacks first (cheap when nothing is missing), so a
+# newcomer runs exactly one of them.
 case "${1:-}" in
   setup)
-    setup_system
-    setup_python
-    setup_go
+    setup_all
     ;;
   test)
+    setup_all
     "$VENV/bin/ruff" check .
     "$VENV/bin/mypy"
     # A temporary root of its own: pytest resets /tmp/pytest-of-<user> to 0700 at every
@@ -69,6 +77,7 @@ case "${1:-}" in
     "$VENV/bin/pytest" --basetemp "$base" "${@:2}"
     ;;
   demo)
+    setup_all
     "$PY" -m testkit.demo "${@:2}"
     ;;
   *)
