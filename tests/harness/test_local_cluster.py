@@ -3,13 +3,13 @@ operator's tests rely on, checked against the real components."""
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+
 from sync_operator.kube import ApiError, KubeClient, load_connection
 from sync_operator.kube.resources import (
     CONFIGMAPS,
@@ -214,23 +214,73 @@ def test_built_kubectl_reports_the_pinned_version_and_talks_to_the_cluster(
     assert nodes.strip() == "node/local-node"
 
 
+def process_alive(pid: int, token: str) -> bool:
+    """Whether `pid` is still our container's process: a zombie, or a pid reused by a
+    process that is not ours, counts as gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    state = stat.rpartition(")")[2].split()[0]
+    return state != "Z" and token.encode() in cmdline
+
+
 async def test_pods_of_a_deleted_namespace_are_terminated(kube: KubeClient,
-                                                          cluster: LocalCluster) -> None:
+                                                          cluster: LocalCluster,
+                                                          tmp_path: Path) -> None:
     ns = f"t-{uuid.uuid4().hex[:8]}"
     from sync_operator.kube.resources import NAMESPACES
     await kube.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
                                    "metadata": {"name": ns}})
-    await kube.create(JOBS, python_job("long", "import time; time.sleep(600)"), ns)
+    token = f"pod-of-{ns}"
+    code = (f"# {token}\n"
+            "import os,signal,sys,time\n"
+            "from pathlib import Path\n"
+            "out = Path(os.environ['MARKER_DIR'])\n"
+            "def on_term(*_):\n"
+            "    print('got SIGTERM', flush=True)\n"
+            "    (out / 'terminated').write_text(f'SIGTERM {os.getpid()}')\n"
+            "    sys.exit(0)\n"
+            "signal.signal(signal.SIGTERM, on_term)\n"
+            "(out / 'pid.tmp').write_text(str(os.getpid()))\n"
+            "os.replace(out / 'pid.tmp', out / 'pid')\n"
+            "time.sleep(600)\n")
+    await kube.create(JOBS, python_job("long", code, env=[
+        {"name": "MARKER_DIR", "value": str(tmp_path)}]), ns)
 
-    async def running() -> bool:
-        pods = (await kube.list(PODS, ns))["items"]
-        return any(p.get("status", {}).get("phase") == "Running" for p in pods)
+    async def running_pod() -> tuple[str, str] | None:  # its name and container ID
+        for pod in (await kube.list(PODS, ns))["items"]:
+            status = pod.get("status", {})
+            if status.get("phase") == "Running":
+                return pod["metadata"]["name"], status["containerStatuses"][0]["containerID"]
+        return None
 
-    await eventually(running, timeout=60, what="pod Running")
+    name, container_id = await eventually(running_pod, timeout=60, what="pod Running")
+
+    async def started_pid() -> int | None:  # written once its SIGTERM handler is in place
+        path = tmp_path / "pid"
+        return int(path.read_text()) if path.exists() else None
+
+    pid = await eventually(started_pid, timeout=30, what="the pod's process to start")
+    assert container_id == f"process://{pid}"  # the kubelet runs it as this very process
+    assert process_alive(pid, token)
+    assert not (tmp_path / "terminated").exists()
+
     await kube.delete(NAMESPACES, ns)
+
+    async def pod_gone() -> bool:
+        return await kube.get_or_none(PODS, name, ns) is None
 
     async def namespace_gone() -> bool:
         return await kube.get_or_none(NAMESPACES, ns) is None
 
+    await eventually(pod_gone, timeout=60, what="the pod object deleted")
     await eventually(namespace_gone, timeout=90, what="namespace deleted")
-    await asyncio.sleep(0)
+
+    # Terminated gracefully: SIGTERM reached the process (SIGKILL would leave no marker) ...
+    assert (tmp_path / "terminated").read_text() == f"SIGTERM {pid}"
+    log = Path(cluster.root, "kubelet", "logs", f"{ns}_{name}_main.log").read_text()
+    assert "got SIGTERM" in log
+    # ... and the process is gone, not left running behind a deleted pod.
+    assert not process_alive(pid, token)

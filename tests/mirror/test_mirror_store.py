@@ -5,9 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from mirror_helpers import fetch, job_body, schedule_body
+from sqlalchemy.engine import make_url
+
 from sync_operator.audit.outbox import append_entry, pending_entries
 from sync_operator.mirror import JobSnapshot, MirrorStore, ScheduleSnapshot
+from sync_operator.mirror.store import is_connection_error
+from testkit.ports import free_port
 
 AT = datetime(2026, 1, 1, 3, 0, tzinfo=UTC)
 
@@ -239,5 +244,29 @@ async def test_nul_characters_are_stored_as_replacement_characters(
     assert (await _control(migrated_url))[0]["error_message"] == "exit 3: \ufffd"
 
 
-async def test_ping_answers_when_the_database_is_up(store: MirrorStore) -> None:
-    await store.ping()
+async def test_ping_answers_when_the_database_is_up(store: MirrorStore, migrated_url: str) -> None:
+    database = make_url(migrated_url).database
+
+    async def store_sessions() -> int:
+        [row] = await fetch(migrated_url, "SELECT count(*) AS n FROM pg_stat_activity "
+                                          "WHERE datname = :db AND pid <> pg_backend_pid()",
+                            db=database)
+        return int(row["n"])
+
+    assert await store_sessions() == 0  # the store connects lazily
+    await store.ping()  # answers: returns without raising
+    # The answer came from this database: the store's pooled session is still there.
+    assert await store_sessions() == 1
+
+
+async def test_ping_raises_a_connection_error_when_the_database_is_unreachable(
+        migrated_url: str) -> None:
+    closed = make_url(migrated_url).set(port=free_port())
+    down = MirrorStore(closed.render_as_string(hide_password=False), connect_timeout=5)
+    try:
+        with pytest.raises(Exception) as failed:  # noqa: PT011 - the kind is checked below
+            await down.ping()
+    finally:
+        await down.close()
+    # What the writer's backoff and the readiness probe take as "the database is down".
+    assert is_connection_error(failed.value), repr(failed.value)
