@@ -15,6 +15,9 @@ import pytest
 import yaml
 
 from sync_operator.api.common import API_VERSION, SYNCJOBS, SYNCSCHEDULES
+from sync_operator.cli import queueview
+from sync_operator.cli import rows as cli_rows
+from sync_operator.cli.objects import parse_jobs
 from sync_operator.kube import KubeClient
 from testkit.operator import OperatorProcess
 from testkit.syncjobs import wait_phase
@@ -193,21 +196,41 @@ async def test_api_server_rejections_are_shown_verbatim_with_exit_1(
 async def test_list_shows_queue_positions(
         kube: KubeClient, namespace: str, operator: OperatorProcess,
         kubectl_env: dict[str, str]) -> None:
+    """The operator writes no positions (a queued job's status says only that it waits);
+    kubectl sync computes them on read, in the admitter's order."""
     env, ns = kubectl_env, ["-n", namespace]
     await ok(env, "create", "quran", "--name", "first", *demo(300, 0.2), *ns)
     await wait_phase(kube, namespace, "first", "Running", timeout=30)
+    # quran's only slot is taken: these three wait, and line up by priority, not age.
     await ok(env, "create", "quran", "--name", "later", "--priority", "8", *ns)
+    await ok(env, "create", "quran", "--name", "middle", "--priority", "5", *ns)
     await ok(env, "create", "quran", "--name", "urgent", "--priority", "1", *ns)
 
-    async def positions() -> dict[str, str] | None:
-        rows = table(await ok(env, "list", *ns))
-        phases = {name: row[2] for name, row in rows.items()}
-        return phases if phases.get("later") == "Queued #2" else None
+    async def listed() -> dict[str, list[str]] | None:
+        rows = table(await ok(env, "list", "-o", "wide", *ns))
+        queued = [name for name, row in rows.items() if row[2].startswith("Queued")]
+        return rows if len(queued) == 3 and rows["later"][2] == "Queued #3" else None
 
-    phases = await eventually(positions, timeout=30, what="queue positions in the list")
-    assert phases == {"first": "Running", "urgent": "Queued #1", "later": "Queued #2"}
-    assert "Queued #1" in await ok(env, "get", "urgent", *ns)
-    await ok(env, "cancel", "first", "urgent", "later", "--yes", *ns)
+    rows = await eventually(listed, timeout=30, what="three queue positions in the list")
+    phases = {name: row[2] for name, row in rows.items()}
+    assert phases == {"first": "Running", "urgent": "Queued #1", "middle": "Queued #2",
+                      "later": "Queued #3"}
+    # The same on-read computation over the objects themselves gives what was printed.
+    jobs = parse_jobs((await kube.list(SYNCJOBS, namespace))["items"])
+    queue = queueview.queue_view(jobs)
+    for job in jobs:
+        spot = queue.of(job)
+        name = str(job.metadata["name"])
+        assert phases[name] == cli_rows.phase_text(job, spot)
+        if spot is not None:  # (a running job's message is its progress, still moving)
+            assert rows[name][-1] == cli_rows.job_message(job, spot)
+    assert rows["middle"][-1] == "#2 in line (2nd of its type) · 1 quran running · " \
+                                 "1 running in all"
+
+    details = await ok(env, "get", "urgent", *ns)
+    assert "Queued #1" in details
+    assert "#1 in line (1st of its type) · 1 quran running · 1 running in all" in details
+    await ok(env, "cancel", "first", "urgent", "middle", "later", "--yes", *ns)
 
 
 async def test_watch_prints_progress_lines_until_the_job_succeeds(

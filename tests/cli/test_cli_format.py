@@ -18,6 +18,7 @@ from sync_operator.cli.bodies import (
 )
 from sync_operator.cli.errors import UsageError
 from sync_operator.cli.params import parse_params
+from sync_operator.cli.queueview import QueueSpot
 
 NOW = datetime(2026, 3, 14, 15, 30, 0, tzinfo=UTC)
 
@@ -37,11 +38,17 @@ def job(name: str = "q1", phase: str | None = "Running", *, spec: dict[str, Any]
     return SyncJob.model_validate(body)
 
 
-def queued(position: int, why: str = "type quran at its limit 1/1") -> SyncJob:
+def queued(message: str = "waiting for capacity") -> SyncJob:
+    """A Queued job as the operator leaves it: one condition, written once, no position."""
     return job(phase="Queued", conditions=[{
-        "type": "Admitted", "status": "False", "reason": "QuotaExhausted",
-        "message": f"position {position} in the queue: {why}",
+        "type": "Admitted", "status": "False", "reason": "Queued", "message": message,
         "lastTransitionTime": ago(30)}])
+
+
+def spot(position: int, in_type: int = 1, holding_type: int = 1,
+         holding_total: int = 1) -> QueueSpot:
+    """Where queueview (tested in test_cli_queue.py) says a waiting quran job stands."""
+    return QueueSpot("quran", position, in_type, holding_type, holding_total)
 
 
 # -- humanize ---------------------------------------------------------------------------
@@ -130,20 +137,23 @@ def test_running_job_row() -> None:
 
 
 def test_queued_job_shows_its_position_and_why() -> None:
-    waiting = queued(3)
-    assert rows.queue_position(waiting) == 3
-    assert rows.phase_text(waiting) == "Queued #3"
-    assert rows.job_message(waiting) == "type quran at its limit 1/1"
-    row = rows.job_row(waiting, NOW)
-    assert (row.progress, row.eta, row.job_ref) == ("-", "", "<none>")
+    waiting, where = queued(), spot(3, in_type=2, holding_total=4)
+    assert rows.phase_text(waiting, where) == "Queued #3"
+    assert rows.job_message(waiting, where) == \
+        "#3 in line (2nd of its type) · 1 quran running · 4 running in all"
+    row = rows.job_row(waiting, NOW, spot=where)
+    assert (row.phase_text, row.progress, row.eta, row.job_ref) == \
+        ("Queued #3", "-", "", "<none>")
+    assert row.message == rows.job_message(waiting, where)
 
 
-def test_queue_position_only_for_queued_jobs_with_that_message() -> None:
-    assert rows.queue_position(job(phase="Queued")) is None
-    admitted = job(phase="Running", conditions=[{
-        "type": "Admitted", "status": "True", "reason": "Admitted",
-        "message": "position 1 in the queue: stale"}])
-    assert rows.queue_position(admitted) is None
+def test_positions_no_longer_come_from_the_status() -> None:
+    # An old operator's message is not parsed: without a spot computed on read, no number.
+    old = queued("position 3 in the queue: type quran at its limit 1/1")
+    assert rows.phase_text(old) == "Queued"
+    assert rows.job_message(old) == ""
+    assert rows.phase_text(queued()) == "Queued"
+    assert "Waiting" not in dict(rows.job_details(queued(), NOW))
 
 
 def test_a_job_without_status_is_pending_and_a_deleting_one_says_so() -> None:
@@ -173,7 +183,7 @@ def test_message_prefers_error_then_queue_then_pause_then_progress() -> None:
 
 
 def test_phase_summary_in_life_cycle_order() -> None:
-    jobs = [job(phase="Succeeded"), job(phase="Running"), queued(1), job(phase="Running")]
+    jobs = [job(phase="Succeeded"), job(phase="Running"), queued(), job(phase="Running")]
     assert rows.phase_summary(jobs) == "1 Queued · 2 Running · 1 Succeeded"
 
 
@@ -184,8 +194,8 @@ def test_watch_line_is_one_plain_line_per_state() -> None:
     running = job(progress={"percent": 40, "done": 4, "total": 10, "unit": "items",
                             "etaSeconds": 6, "updatedAt": ago(0), "message": "surah 4"})
     assert rows.watch_line(running, NOW) == "q1  Running  40%  4/10 items  ETA 6s  surah 4"
-    assert rows.watch_line(queued(2), NOW, namespace=True) == \
-        "ns/q1  Queued #2  -  type quran at its limit 1/1"
+    assert rows.watch_line(queued(), NOW, namespace=True, spot=spot(2, 2)) == \
+        "ns/q1  Queued #2  -  #2 in line (2nd of its type) · 1 quran running · 1 running in all"
 
 
 def test_watch_signature_ignores_ages_and_eta_drift() -> None:
@@ -195,6 +205,10 @@ def test_watch_signature_ignores_ages_and_eta_drift() -> None:
     c = job(progress={"percent": 41, "etaSeconds": 55, "updatedAt": ago(5)})
     assert rows.watch_signature(a) == rows.watch_signature(b)
     assert rows.watch_signature(a) != rows.watch_signature(c)
+    # A waiting job's line changes when its place in line does, though its object did not.
+    waiting = queued()
+    assert rows.watch_signature(waiting, spot(2)) != rows.watch_signature(waiting, spot(1))
+    assert rows.watch_signature(waiting, spot(1)) == rows.watch_signature(waiting, spot(1))
 
 
 # -- get ----------------------------------------------------------------------------------
@@ -229,9 +243,10 @@ def test_details_tell_the_whole_story() -> None:
 
 
 def test_details_of_a_queued_job_without_progress() -> None:
-    lines = dict(rows.job_details(queued(1, "global limit 4/4 reached"), NOW))
+    where = QueueSpot("quran", 1, 1, 0, 4)
+    lines = dict(rows.job_details(queued(), NOW, spot=where))
     assert lines["Phase"] == "Queued #1"
-    assert lines["Waiting"] == "global limit 4/4 reached"
+    assert lines["Waiting"] == "#1 in line (1st of its type) · no quran running · 4 running in all"
     assert lines["Progress"] == "<none>"
     assert lines["Checkpoint"] == "<none>"
 
@@ -242,9 +257,8 @@ def test_details_of_a_running_job_show_the_eta() -> None:
 
 
 def test_condition_rows() -> None:
-    assert rows.condition_rows(queued(1).status.conditions, NOW) == [
-        ["Admitted", "False", "QuotaExhausted",
-         "position 1 in the queue: type quran at its limit 1/1", "30s"]]
+    assert rows.condition_rows(queued().status.conditions, NOW) == [
+        ["Admitted", "False", "Queued", "waiting for capacity", "30s"]]
     assert rows.condition_rows(None, NOW) == []
 
 

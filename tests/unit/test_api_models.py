@@ -144,7 +144,7 @@ def test_condition_reasons_follow_the_metav1_syntax() -> None:
 
 
 def test_reasons_named_in_the_brief_exist() -> None:
-    names = {"Queued", "QuotaExhausted", "Admitted", "PauseRequested", "PausedAtCheckpoint",
+    names = {"Queued", "Admitted", "PauseRequested", "PausedAtCheckpoint",
              "CancelRequested", "CancelledByUser", "ForcedCancel", "DeadlineExceeded",
              "BackoffLimitExceeded", "Duplicate", "Completed", "PrerequisitesMissing"}
     assert names <= {str(r) for r in Reason}

@@ -173,7 +173,6 @@ class Reason(StrEnum):
 
     CREATED = "Created"
     QUEUED = "Queued"
-    QUOTA_EXHAUSTED = "QuotaExhausted"
     HELD_WHILE_PAUSED = "HeldWhilePaused"
     ADMITTED = "Admitted"
     JOB_CREATED = "JobCreated"

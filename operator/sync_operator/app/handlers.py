@@ -70,8 +70,9 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event(*SYNCJOB.kopf)
-async def syncjob_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    memo["runtime"].on_syncjob(dict(body))
+async def syncjob_event(body: kopf.Body, memo: kopf.Memo, type: str | None,
+                        **_: Any) -> None:
+    memo["runtime"].on_syncjob(dict(body), deleted=type == "DELETED")
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED_BY)
@@ -80,5 +81,6 @@ async def job_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event(*SYNCSCHEDULE.kopf)
-async def schedule_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    memo["runtime"].on_schedule(dict(body))
+async def schedule_event(body: kopf.Body, memo: kopf.Memo, type: str | None,
+                         **_: Any) -> None:
+    memo["runtime"].on_schedule(dict(body), deleted=type == "DELETED")

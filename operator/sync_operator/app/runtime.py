@@ -27,12 +27,14 @@ from sync_operator.kube import ApiError, KubeClient, load_connection
 from sync_operator.kube.events import EventRecorder
 from sync_operator.kube.keys import ObjectKey
 from sync_operator.kube.metrics import OperatorMetrics, gauge
+from sync_operator.kube.own_writes import OwnWrites
 from sync_operator.kube.workqueue import WorkQueue
 from sync_operator.mirror import MirrorStore, SchemaNotMigrated, ensure_schema
 from sync_operator.mirror.link import MirrorLink
 from sync_operator.syncjob.job_builder import JobSettings
 from sync_operator.syncjob.progress_relay import ProgressRelay
 from sync_operator.syncjob.queue.admitter import Admitter
+from sync_operator.syncjob.queue.cache import JobCache
 from sync_operator.syncjob.reconciler import Reconciler
 from sync_operator.syncjob.runner_link import RunnerLink
 from sync_operator.syncjob.statemachine import Timeouts
@@ -55,14 +57,18 @@ class Runtime:
         self.schedule_queue: WorkQueue[ObjectKey] = WorkQueue()
         self.link = RunnerLink(settings.redis_url)
         self.recorder = EventRecorder(self.client, self.identity)
+        # What our own writes left, so their watch echoes start no reconcile.
+        self.own_writes = OwnWrites()
         self.store = MirrorStore(settings.database_url) if settings.database_url else None
-        self.mirror = MirrorLink(client=self.client, store=self.store) if self.store else None
+        self.mirror = MirrorLink(client=self.client, store=self.store,
+                                 own_writes=self.own_writes) if self.store else None
         self.relay = ProgressRelay(client=self.client,
                                    interval=settings.progress_interval_seconds,
-                                   on_state_change=self.queue.add)
+                                   on_state_change=self.queue.add, own_writes=self.own_writes)
+        self.jobs = JobCache()
         self.admitter = Admitter(
-            client=self.client, namespace=settings.namespace,
-            global_limit=settings.global_limit, default_limits=dict(settings.type_limits),
+            cache=self.jobs, global_limit=settings.global_limit,
+            default_limits=dict(settings.type_limits),
             interval=settings.admission_interval_seconds, enqueue=self.queue.add)
         self.reconciler = Reconciler(
             client=self.client, link=self.link, recorder=self.recorder,
@@ -76,6 +82,7 @@ class Runtime:
             timeouts=Timeouts(settings.pause_grace_seconds, settings.cancel_grace_seconds,
                               settings.heartbeat_stale_seconds),
             identity=settings.identity, mirror=self.mirror, metrics=self.metrics,
+            own_writes=self.own_writes,
             on_capacity_change=self.admitter.kick,
             clock=lambda: self.clock.now().replace(microsecond=0))
         self.schedules = ScheduleReconciler(
@@ -92,12 +99,24 @@ class Runtime:
 
     # -- events from kopf ---------------------------------------------------------------
 
-    def on_syncjob(self, body: Mapping[str, Any]) -> None:
-        self.queue.add(ObjectKey.of(body))
+    def on_syncjob(self, body: Mapping[str, Any], *, deleted: bool = False) -> None:
+        changed = self.jobs.forget(body) if deleted else self.jobs.observe(body)
+        if changed:
+            self.admitter.kick()
+        if deleted:
+            self.own_writes.forget(str(body["metadata"]["uid"]))
+        elif self.own_writes.is_echo(body):
+            # Our own write coming back: nothing to decide. The SQL mirror still gets
+            # the progress it carries.
+            if self.mirror is not None:
+                self.mirror.notify(body)
+        else:
+            self.queue.add(ObjectKey.of(body))
 
-    def on_schedule(self, body: Mapping[str, Any]) -> None:
-        self.schedule_queue.add(ObjectKey.of(body))
-        self.admitter.kick()  # a schedule's maxConcurrency is its type's limit
+    def on_schedule(self, body: Mapping[str, Any], *, deleted: bool = False) -> None:
+        self.admitter.observe_schedule(body, deleted=deleted)
+        if not deleted:
+            self.schedule_queue.add(ObjectKey.of(body))
 
     def on_job(self, body: Mapping[str, Any]) -> None:
         meta = body.get("metadata", {})
@@ -143,7 +162,7 @@ class Runtime:
                   len(self.schedule_queue)),
             gauge("admission_grants", "Jobs admitted but not yet seen running.",
                   self.admitter.granted_count),
-            gauge("queued_jobs", "Jobs waiting for capacity.", self.admitter.waiting_count),
+            gauge("queued_jobs", "Jobs waiting for capacity.", self.jobs.waiting_total),
             gauge("progress_relayed_jobs", "Jobs whose progress is relayed.",
                   len(self.relay.tracks)),
             gauge("progress_status_writes", "status.progress writes so far.",
@@ -154,7 +173,7 @@ class Runtime:
         ]
         jobs = GaugeMetricFamily("sync_operator_jobs", "SyncJobs by phase (last admission "
                                  "pass).", labels=["phase"])
-        for phase, count in self.admitter.phase_counts.items():
+        for phase, count in self.jobs.phase_counts().items():
             jobs.add_metric([phase], count)
         out.append(jobs)
         if self.mirror is not None:
@@ -205,6 +224,7 @@ class Runtime:
                     group.create_task(self.queue.run_worker(self.reconciler.reconcile,
                                                             self._on_error))
                 group.create_task(self.admitter.run())
+                group.create_task(self.relist())
                 group.create_task(self.relay.run())
                 group.create_task(self.link.follow(self._on_runner_status))
                 self.admitter.kick()
@@ -225,10 +245,30 @@ class Runtime:
                 log.warning("resync failed, retrying in %.1fs: %s", delay, err)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
+        self.jobs.replace(list(jobs))
+        self.admitter.replace_schedules(list(schedules))
         for job in jobs:
-            self.on_syncjob(job)
+            self.queue.add(ObjectKey.of(job))
         for schedule in schedules:
-            self.on_schedule(schedule)
+            self.schedule_queue.add(ObjectKey.of(schedule))
+        self.admitter.mark_synced()  # the cache holds a full LIST: admission may start
+
+    async def relist(self) -> None:
+        """Refresh the admission cache from a full LIST now and then: a watch can miss a
+        deletion (a gap, a re-list), and a job the cache still counted would hold its
+        slot for ever."""
+        while True:
+            await asyncio.sleep(self.settings.relist_seconds)
+            ns = self.settings.namespace
+            try:
+                jobs = (await self.client.list(SYNCJOBS, ns))["items"]
+                schedules = (await self.client.list(SYNCSCHEDULES, ns))["items"]
+            except (ApiError, aiohttp.ClientError, TimeoutError, OSError) as err:
+                log.warning("relist failed, the next one follows: %s", err)
+                continue
+            if self.jobs.replace(list(jobs)):
+                self.admitter.kick()
+            self.admitter.replace_schedules(list(schedules))
 
     def _spawn(self, coro: Any, name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=name))

@@ -57,6 +57,9 @@ class OperatorSettings(BaseSettings):
     admission_interval_seconds: float = Field(
         default=5.0, gt=0, description="Admission passes run on every change and at least this "
                                        "often.")
+    relist_seconds: float = Field(
+        default=300.0, gt=0, description="A full LIST refreshes the admission cache this "
+                                         "often, in case the watch missed a deletion.")
     controllers: list[Controller] = Field(
         default_factory=lambda: list(CONTROLLERS),
         description="Which controllers run (both in production; one for focused tests).")

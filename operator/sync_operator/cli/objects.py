@@ -34,14 +34,16 @@ def parse_schedule(body: Mapping[str, Any]) -> SyncSchedule:
         raise UnreadableObjectError(f"cannot read SyncSchedule {_where(body)}: {err}") from None
 
 
-def parse_jobs(items: Iterable[Mapping[str, Any]]) -> list[SyncJob]:
-    """Every readable job; an unreadable one is reported and skipped, not fatal to a list."""
+def parse_jobs(items: Iterable[Mapping[str, Any]], *, quiet: bool = False) -> list[SyncJob]:
+    """Every readable job; an unreadable one is reported (unless `quiet`: it was already)
+    and skipped, not fatal to a list."""
     out = []
     for body in items:
         try:
             out.append(parse_job(body))
         except UnreadableObjectError as err:
-            warn(str(err))
+            if not quiet:
+                warn(str(err))
     return out
 
 

@@ -12,6 +12,11 @@ from sync_operator.api import JobType, Phase
 
 PROG = "kubectl sync"
 OUTPUTS = ("json", "yaml", "wide", "name")
+QUEUE_NOTE = ("Queue positions (Queued #N) and why a job waits are computed here, on read, in "
+              "the operator's order (priority, then age, then uid) among the jobs this "
+              "command sees: its namespace, or every namespace with -A. The operator admits "
+              "per its own scope and limits, so #1 is first among these, not a promise to "
+              "start next.")
 
 
 def job_type(text: str) -> JobType:
@@ -69,19 +74,24 @@ def build_parser() -> argparse.ArgumentParser:
     _globals(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def command(name: str, help_: str, aliases: tuple[str, ...] = ()) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_, description=help_, aliases=list(aliases))
+    def command(name: str, help_: str, aliases: tuple[str, ...] = (),
+                epilog: str | None = None) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_, description=help_, aliases=list(aliases),
+                                  epilog=epilog)
         _globals(sub, suppress=True)
         return sub
 
-    sub = command("list", "List SyncJobs with phase, progress and queue position.", ("ls",))
+    sub = command("list", "List SyncJobs with phase, progress and queue position.", ("ls",),
+                  epilog=QUEUE_NOTE + " --type, --phase and -l narrow the table, not the "
+                                      "line: positions still count every job in scope.")
     _all_namespaces(sub)
     sub.add_argument("--type", type=job_types, help="only these job types (comma-separated)")
     sub.add_argument("--phase", type=phases, help="only these phases (comma-separated)")
     sub.add_argument("-l", "--selector", help="label selector, e.g. sync.jobcontrol.io/schedule=x")
     _output(sub)
 
-    sub = command("get", "Show one SyncJob in detail: spec, status, conditions, progress.")
+    sub = command("get", "Show one SyncJob in detail: spec, status, conditions, progress.",
+                  epilog=QUEUE_NOTE + " For a waiting job, get lists its namespace once.")
     sub.add_argument("name", metavar="NAME")
     _output(sub, ("json", "yaml", "wide"))
 
@@ -117,7 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("name", metavar="NAME")
     sub.add_argument("priority", metavar="PRIORITY", type=int)
 
-    sub = command("watch", "Follow SyncJobs live until all of them have finished.")
+    sub = command("watch", "Follow SyncJobs live until all of them have finished.",
+                  epilog=QUEUE_NOTE + " Watching NAMEs still follows their namespace, so "
+                                      "their places in line stay live.")
     sub.add_argument("names", nargs="*", metavar="NAME", help="jobs to watch (default: all in "
                                                               "the namespace)")
     _all_namespaces(sub)

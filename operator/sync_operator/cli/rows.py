@@ -1,4 +1,5 @@
-"""What each table row, detail line and watch line says: pure functions of an object and `now`.
+"""What each table row, detail line and watch line says: pure functions of an object, `now`
+and, for a waiting job, its queue spot (computed on read by queueview.py).
 
 Everything a user reads about a SyncJob or SyncSchedule is decided here, so it is
 unit-tested without a cluster; tables.py only lays these strings out.
@@ -7,26 +8,16 @@ unit-tested without a cluster; tables.py only lays these strings out.
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sync_operator.api import (
-    Condition,
-    ConditionStatus,
-    ConditionType,
-    Phase,
-    SyncJob,
-    SyncSchedule,
-)
+from sync_operator.api import Condition, ConditionType, Phase, SyncJob, SyncSchedule
 from sync_operator.cli.humanize import NONE, age, eta_text, relative, timestamp
 from sync_operator.cli.progressbar import counts, eta_left, percent_of, progress_cell
-
-# The admitter's message on a waiting job: "position 3 in the queue: <why>".
-_QUEUE_MESSAGE = re.compile(r"\bposition (\d+) in the queue(?::\s*(.*))?", re.DOTALL)
+from sync_operator.cli.queueview import QueueSpot
 
 JOB_HEADERS = ("NAME", "TYPE", "PHASE", "PROGRESS", "PRIORITY", "AGE")
 JOB_WIDE_HEADERS = ("ETA", "ATTEMPTS", "JOB", "MESSAGE")
@@ -45,37 +36,16 @@ def condition(conditions: Iterable[Condition] | None, type_: str) -> Condition |
     return next((c for c in conditions or () if c.type == type_), None)
 
 
-def _queue_match(job: SyncJob) -> re.Match[str] | None:
-    if phase_of(job) != Phase.QUEUED:
-        return None
-    admitted = condition(job.status.conditions, ConditionType.ADMITTED)
-    if admitted is None or admitted.status == ConditionStatus.TRUE:
-        return None
-    return _QUEUE_MESSAGE.search(admitted.message)
-
-
-def queue_position(job: SyncJob) -> int | None:
-    """Where a Queued job stands (1 = next), from the Admitted condition's message."""
-    match = _queue_match(job)
-    return int(match.group(1)) if match else None
-
-
-def queue_reason(job: SyncJob) -> str:
-    """Why a Queued job waits (e.g. the type's limit is reached); empty if not known."""
-    match = _queue_match(job)
-    return (match.group(2) or "").strip() if match else ""
-
-
 def deleting(job: SyncJob) -> bool:
     return bool(job.metadata.get("deletionTimestamp"))
 
 
-def phase_text(job: SyncJob) -> str:
-    """``Queued #2`` for a waiting job, ``Running (deleting)`` while a delete is pending."""
+def phase_text(job: SyncJob, spot: QueueSpot | None = None) -> str:
+    """``Queued #2`` for a waiting job (its `spot`, computed on read by queueview),
+    ``Running (deleting)`` while a delete is pending."""
     text = str(phase_of(job))
-    position = queue_position(job)
-    if position is not None:
-        text += f" #{position}"
+    if spot is not None:
+        text += f" #{spot.position}"
     if deleting(job):
         text += " (deleting)"
     return text
@@ -89,16 +59,15 @@ def eta_cell(job: SyncJob, now: datetime) -> str:
     return "" if left is None else eta_text(left)
 
 
-def job_message(job: SyncJob) -> str:
-    """The one line that best says what is going on: error, queue reason, pause, progress."""
+def job_message(job: SyncJob, spot: QueueSpot | None = None) -> str:
+    """The one line that best says what is going on: error, queue spot, pause, progress."""
     status = job.status
     if status.error:
         return status.error.splitlines()[0]
     if status.duplicate_of:
         return f"duplicate of {status.duplicate_of}"
-    reason = queue_reason(job)
-    if reason:
-        return reason
+    if spot is not None:
+        return spot.why
     phase = phase_of(job)
     if phase in (Phase.PAUSED, Phase.PAUSING):
         paused = condition(status.conditions, ConditionType.PAUSED)
@@ -149,21 +118,22 @@ def job_headers(*, wide: bool = False, namespace: bool = False) -> list[str]:
     return ["NAMESPACE", *out] if namespace else out
 
 
-def job_row(job: SyncJob, now: datetime, *, bar_width: int = 10) -> JobRow:
+def job_row(job: SyncJob, now: datetime, *, bar_width: int = 10,
+            spot: QueueSpot | None = None) -> JobRow:
     meta, status = job.metadata, job.status
     return JobRow(
         namespace=str(meta.get("namespace", "")),
         name=str(meta.get("name", "")),
         job_type=str(job.spec.job_type),
         phase=phase_of(job),
-        phase_text=phase_text(job),
+        phase_text=phase_text(job, spot),
         progress=progress_cell(status.progress, bar_width),
         priority=str(job.spec.priority),
         age=age(meta.get("creationTimestamp"), now),
         eta=eta_cell(job, now),
         attempts=str(status.attempts or 0),
         job_ref=status.job_ref or NONE,
-        message=job_message(job),
+        message=job_message(job, spot),
     )
 
 
@@ -181,22 +151,23 @@ def phase_summary(jobs: Iterable[SyncJob]) -> str:
 # -- watch lines ------------------------------------------------------------------------
 
 
-def watch_signature(job: SyncJob) -> tuple[Any, ...]:
+def watch_signature(job: SyncJob, spot: QueueSpot | None = None) -> tuple[Any, ...]:
     """What must change for a plain watch to print a new line (not ages or ETAs alone)."""
     progress = job.status.progress
-    return (phase_text(job), percent_of(progress), progress and progress.done,
-            progress and progress.total, job_message(job), job.spec.priority)
+    return (phase_text(job, spot), percent_of(progress), progress and progress.done,
+            progress and progress.total, job_message(job, spot), job.spec.priority)
 
 
-def watch_line(job: SyncJob, now: datetime, *, namespace: bool = False) -> str:
+def watch_line(job: SyncJob, now: datetime, *, namespace: bool = False,
+               spot: QueueSpot | None = None) -> str:
     """``q1  Running  40%  4/10 items  ETA 6s  syncing surah 4``: one change, one line."""
     name = str(job.metadata.get("name", ""))
     if namespace:
         name = f"{job.metadata.get('namespace', '')}/{name}"
     percent = percent_of(job.status.progress)
     eta = eta_cell(job, now)
-    parts = [name, phase_text(job), "-" if percent is None else f"{percent}%",
-             counts(job.status.progress), f"ETA {eta}" if eta else "", job_message(job)]
+    parts = [name, phase_text(job, spot), "-" if percent is None else f"{percent}%",
+             counts(job.status.progress), f"ETA {eta}" if eta else "", job_message(job, spot)]
     return "  ".join(part for part in parts if part)
 
 
@@ -207,8 +178,10 @@ def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
-def job_details(job: SyncJob, now: datetime, *, wide: bool = False) -> list[tuple[str, str]]:
-    """``kubectl sync get NAME``: label/value lines, in the order one reads a job's story."""
+def job_details(job: SyncJob, now: datetime, *, wide: bool = False,
+                spot: QueueSpot | None = None) -> list[tuple[str, str]]:
+    """``kubectl sync get NAME``: label/value lines, in the order one reads a job's story
+    (`spot`: where it waits, computed on read from its namespace)."""
     meta, spec, status = job.metadata, job.spec, job.status
     rows: list[tuple[str, str]] = [
         ("Name", str(meta.get("name", ""))),
@@ -226,10 +199,9 @@ def job_details(job: SyncJob, now: datetime, *, wide: bool = False) -> list[tupl
     if spec.schedule_ref:
         rows.append(("Schedule", spec.schedule_ref))
 
-    rows.append(("Phase", phase_text(job)))
-    reason = queue_reason(job)
-    if reason:
-        rows.append(("Waiting", reason))
+    rows.append(("Phase", phase_text(job, spot)))
+    if spot is not None:
+        rows.append(("Waiting", spot.why))
     progress = status.progress
     percent = percent_of(progress)
     if percent is not None or (progress is not None and progress.done is not None):

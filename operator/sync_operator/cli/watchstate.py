@@ -1,7 +1,12 @@
 """The state a watch keeps: which jobs it follows, what changed, and when it is over.
 
 Pure (events in, changes out) so the end condition is tested without a cluster. The
-``jobs`` mapping is replaced, never mutated, so a display thread may read it any time.
+``jobs`` mapping and the ``queue`` view are replaced, never mutated, so a display thread
+may read them any time.
+
+Queue positions are computed on read (queueview.py) among every job in the watched scope,
+so a watch of a few names still follows the whole namespace (``scope``), and a job whose
+place in line moved is reported as changed although its own object did not change.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sync_operator.api import SyncJob
+from sync_operator.cli import queueview
 from sync_operator.cli.objects import UnreadableObjectError, parse_job
 from sync_operator.cli.output import warn
 from sync_operator.cli.rows import phase_of
@@ -37,7 +43,9 @@ class WatchState:
 
     names: frozenset[str] = frozenset()
     follow: bool = False
-    jobs: Mapping[ObjectKey, SyncJob] = field(default_factory=dict)
+    jobs: Mapping[ObjectKey, SyncJob] = field(default_factory=dict)  # the watched ones
+    scope: Mapping[ObjectKey, SyncJob] = field(default_factory=dict)  # all, for the queue
+    queue: queueview.QueueView = queueview.EMPTY
     deleted: frozenset[ObjectKey] = frozenset()
     synced: bool = False
 
@@ -45,29 +53,57 @@ class WatchState:
         return not self.names or key[1] in self.names
 
     def apply(self, event: Event) -> list[Change]:
-        """Fold one stream event in; return what changed, in name order."""
+        """Fold one stream event in; return what changed (a job itself, or its place in
+        line), in name order."""
         if event.type == RESET:
-            fresh = {}
+            everything = {}
             for body in event.objects:
-                if self.wanted(key_of(body)) and (job := _parse(body)) is not None:
-                    fresh[key_of(body)] = job
+                key = key_of(body)
+                if (job := _parse(body, quiet=not self.wanted(key))) is not None:
+                    everything[key] = job
+            fresh = {key: job for key, job in everything.items() if self.wanted(key)}
             gone = [Change(key, None) for key in sorted(set(self.jobs) - set(fresh))]
+            self.scope = everything
+            self._requeue()
             self.jobs, self.synced = fresh, True
             self.deleted |= {change.key for change in gone}
             return gone + [Change(key, fresh[key]) for key in sorted(fresh)]
         changes: list[Change] = []
+        requeue = False
         for body in event.objects:
             key = key_of(body)
+            before = self.scope.get(key)
+            if event.type == "DELETED":
+                after = None
+                self.scope = {k: v for k, v in self.scope.items() if k != key}
+            elif (after := _parse(body, quiet=not self.wanted(key))) is not None:
+                self.scope = {**self.scope, key: after}
+            else:
+                continue
+            requeue |= queueview.queue_fields(before) != queueview.queue_fields(after)
             if not self.wanted(key):
                 continue
-            if event.type == "DELETED":
+            if after is None:
                 self.jobs = {k: v for k, v in self.jobs.items() if k != key}
                 self.deleted |= {key}
-                changes.append(Change(key, None))
-            elif (job := _parse(body)) is not None:
-                self.jobs = {**self.jobs, key: job}
-                changes.append(Change(key, job))
+            else:
+                self.jobs = {**self.jobs, key: after}
+            changes.append(Change(key, after))
+        if requeue:
+            reported = {change.key for change in changes}
+            changes += [Change(key, self.jobs[key]) for key in self._requeue()
+                        if key in self.jobs and key not in reported]
         return changes
+
+    def _requeue(self) -> list[ObjectKey]:
+        """Recompute every place in line; the keys whose spot moved, in name order."""
+        old, new = self.queue, queueview.queue_view(self.scope.values())
+        self.queue = new
+        return sorted(key for key in set(old.spots) | set(new.spots)
+                      if old.get(key) != new.get(key))
+
+    def spot(self, job: SyncJob) -> queueview.QueueSpot | None:
+        return self.queue.of(job)
 
     def missing(self) -> list[str]:
         """Named jobs that do not exist (checked right after the first list)."""
@@ -84,9 +120,11 @@ class WatchState:
         return done and bool(self.jobs)
 
 
-def _parse(body: Mapping[str, Any]) -> SyncJob | None:
+def _parse(body: Mapping[str, Any], *, quiet: bool = False) -> SyncJob | None:
+    """An unreadable job is skipped, with a warning if it is one the user watches."""
     try:
         return parse_job(body)
     except UnreadableObjectError as err:
-        warn(str(err))
+        if not quiet:
+            warn(str(err))
         return None

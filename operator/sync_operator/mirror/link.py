@@ -9,12 +9,14 @@ precondition, so an entry appended meanwhile is never lost.
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from sync_operator.api.common import SYNCJOBS, SYNCSCHEDULES
 from sync_operator.audit.outbox import drained
 from sync_operator.kube import ApiError, KubeClient, Resource
 from sync_operator.kube.bodies import RawBody
+from sync_operator.kube.own_writes import OwnWrites
 from sync_operator.mirror.store import MirrorStore
 from sync_operator.mirror.writer import MirrorKey, MirrorWriter
 
@@ -24,7 +26,7 @@ log = logging.getLogger(__name__)
 class Mirror(Protocol):
     """What the reconciler needs of the PostgreSQL mirror."""
 
-    def notify(self, body: RawBody) -> None: ...
+    def notify(self, body: Mapping[str, Any]) -> None: ...
 
     async def record_deletion(self, body: RawBody, performed_by: str) -> None: ...
 
@@ -32,12 +34,14 @@ class Mirror(Protocol):
 class MirrorLink:
     """The reconcilers' `Mirror`: forwards bodies to the writer, drains applied entries."""
 
-    def __init__(self, *, client: KubeClient, store: MirrorStore) -> None:
+    def __init__(self, *, client: KubeClient, store: MirrorStore,
+                 own_writes: OwnWrites | None = None) -> None:
         self.client = client
+        self.own_writes = own_writes or OwnWrites()
         self.writer = MirrorWriter(store, on_applied=self.drain)
         self._where: dict[str, tuple[Resource, str, str]] = {}
 
-    def notify(self, body: RawBody) -> None:
+    def notify(self, body: Mapping[str, Any]) -> None:
         meta = body.get("metadata") or {}
         resource = SYNCSCHEDULES if body.get("kind") == "SyncSchedule" else SYNCJOBS
         self._where[meta["uid"]] = (resource, meta["namespace"], meta["name"])
@@ -61,11 +65,12 @@ class MirrorLink:
             if not any(int(e.get("seq", 0)) <= seq for e in mirror.get("pending") or []):
                 return
             try:
-                await self.client.patch(
+                written = await self.client.patch(
                     resource, name,
                     {"metadata": {"resourceVersion": body["metadata"]["resourceVersion"]},
                      "status": {"mirror": drained(mirror, seq)}},
                     namespace, subresource="status")
+                self.own_writes.record(written)
                 return
             except ApiError as err:
                 if not err.conflict:

@@ -19,6 +19,7 @@ import aiohttp
 from sync_operator.api.common import SYNCJOBS
 from sync_operator.kube import ApiError, KubeClient
 from sync_operator.kube.keys import ObjectKey
+from sync_operator.kube.own_writes import OwnWrites
 from sync_operator.syncjob.statemachine import progress_status
 from sync_runner.contract import RunnerState, RunnerStatus
 
@@ -47,7 +48,9 @@ def estimate_eta(first: tuple[float, int] | None, now: float, done: int,
 
 class ProgressRelay:
     def __init__(self, *, client: KubeClient, interval: float,
-                 on_state_change: Callable[[ObjectKey], None]) -> None:
+                 on_state_change: Callable[[ObjectKey], None],
+                 own_writes: OwnWrites | None = None) -> None:
+        self.own_writes = own_writes or OwnWrites()
         self.client = client
         self.interval = interval
         self.on_state_change = on_state_change
@@ -105,11 +108,12 @@ class ProgressRelay:
         try:
             # Only while the phase is the one the job was registered in: a late write
             # must never overwrite the final progress of a finished or paused job.
-            await self.client.patch(SYNCJOBS, name, [
+            written = await self.client.patch(SYNCJOBS, name, [
                 {"op": "test", "path": "/status/phase", "value": track.phase},
                 {"op": "add", "path": "/status/progress",
                  "value": {k: v for k, v in progress.items() if v is not None}},
             ], namespace, subresource="status", patch_type="json")
+            self.own_writes.record(written)
             self.writes += 1
         except ApiError as err:
             if err.not_found:

@@ -24,6 +24,7 @@ from sync_operator.kube.bodies import Document, RawBody
 from sync_operator.kube.events import EventRecorder
 from sync_operator.kube.keys import ObjectKey
 from sync_operator.kube.metrics import OperatorMetrics
+from sync_operator.kube.own_writes import OwnWrites
 from sync_operator.kube.patches import merge_patch
 from sync_operator.kube.resources import JOBS
 from sync_operator.kube.timestamps import utc_now
@@ -55,7 +56,7 @@ class Reconciler:
     def __init__(self, *, client: KubeClient, link: RunnerLink, recorder: EventRecorder,
                  admission: AdmissionView, relay: ProgressRelay, job_settings: JobSettings,
                  timeouts: Timeouts, identity: str, mirror: Mirror | None = None,
-                 metrics: OperatorMetrics | None = None,
+                 metrics: OperatorMetrics | None = None, own_writes: OwnWrites | None = None,
                  on_capacity_change: Callable[[], None] = lambda: None,
                  clock: Callable[[], datetime] = utc_now) -> None:
         self.client = client
@@ -68,6 +69,7 @@ class Reconciler:
         self.identity = identity
         self.mirror = mirror
         self.metrics = metrics
+        self.own_writes = own_writes or OwnWrites()
         self.on_capacity_change = on_capacity_change
         self.clock = clock
         self.reconciles = 0
@@ -105,7 +107,6 @@ class Reconciler:
             generation=int(body["metadata"].get("generation", 1)), spec=spec, status=status,
             now=self.clock(), job=job, runner=runner, checkpoint=checkpoint,
             granted=self.admission.granted(uid), duplicate_of=duplicate_of,
-            queue_message=self.admission.message(uid),
         ), self.timeouts)
 
         # The decision is written first (with a resourceVersion precondition), then
@@ -187,6 +188,7 @@ class Reconciler:
             SYNCJOBS, meta["name"],
             {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": patch},
             meta["namespace"], subresource="status")
+        self.own_writes.record(result)
         return result
 
     async def _add_finalizer(self, body: RawBody) -> RawBody:
@@ -196,6 +198,7 @@ class Reconciler:
             SYNCJOBS, meta["name"],
             {"metadata": {"finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}},
             meta["namespace"])
+        self.own_writes.record(result)
         return result
 
     async def _duplicate_of(self, body: RawBody, dedup_key: str) -> str | None:

@@ -69,7 +69,6 @@ class Observation:
     checkpoint: Checkpoint | None = None
     granted: bool = False
     duplicate_of: str | None = None
-    queue_message: str | None = None
 
 
 @dataclass(frozen=True)
@@ -409,9 +408,9 @@ def _run(b: _Builder) -> None:
         return
     if b.phase == Phase.QUEUED:
         if not obs.granted:
-            message = obs.queue_message or "waiting in the queue"
-            b.condition(ConditionType.ADMITTED, False, Reason.QUOTA_EXHAUSTED
-                        if obs.queue_message else Reason.QUEUED, message)
+            # Written once: where it stands in line is computed on read (kubectl sync),
+            # since rewriting every waiting job at each admission does not scale.
+            b.condition(ConditionType.ADMITTED, False, Reason.QUEUED, "waiting for capacity")
             return
         b.actions.append(CreateJob(b.remaining_seconds()))
         b.status.setdefault("startedAt", b.now_str)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
 from sync_operator.api import SYNCJOB, SYNCJOBS, SyncJob
-from sync_operator.cli import rows, tables
+from sync_operator.cli import queueview, rows, tables
 from sync_operator.cli.context import Context
 from sync_operator.cli.errors import EXIT_OK
 from sync_operator.cli.objects import parse_jobs
 from sync_operator.cli.output import console, print_data, print_names, show
+from sync_operator.kube import KubeClient
 
 
 def matches(job: SyncJob, ctx: Context) -> bool:
@@ -20,11 +22,30 @@ def matches(job: SyncJob, ctx: Context) -> bool:
     return not phases or rows.phase_of(job) in phases
 
 
+async def scope_jobs(client: KubeClient, scope: str | None) -> list[SyncJob]:
+    """Every SyncJob in a namespace (or all, for None): what queue positions are counted
+    among. One LIST, asked for only when a shown job is waiting."""
+    listed = await client.list(SYNCJOBS, scope)
+    return parse_jobs(listed.get("items") or [], quiet=True)
+
+
+async def queue_of(ctx: Context, seen: Sequence[SyncJob], shown: Sequence[SyncJob],
+                   *, complete: bool) -> queueview.QueueView:
+    """Spots of the waiting jobs in `shown`. `seen` is what was listed; unless it is the
+    whole scope (`complete`: no label selector), the scope is listed again, once."""
+    if not any(queueview.is_waiting(job) for job in shown):
+        return queueview.EMPTY
+    if not complete:
+        seen = await scope_jobs(ctx.client, ctx.target.scope)
+    return queueview.queue_view(seen)
+
+
 async def run(ctx: Context) -> int:
     target, fmt = ctx.target, ctx.args.output
     listed = await ctx.client.list(SYNCJOBS, target.scope, label_selector=ctx.args.selector)
     items = listed.get("items") or []
-    jobs = sorted((job for job in parse_jobs(items) if matches(job, ctx)), key=rows.sort_key)
+    parsed = parse_jobs(items)
+    jobs = sorted((job for job in parsed if matches(job, ctx)), key=rows.sort_key)
     if fmt in ("json", "yaml"):
         keep = {(j.metadata.get("namespace"), j.metadata.get("name")) for j in jobs}
         listed["items"] = [b for b in items
@@ -39,8 +60,10 @@ async def run(ctx: Context) -> int:
         where = "any namespace" if target.all_namespaces else f"{target.namespace} namespace"
         sys.stderr.write(f"No SyncJobs found in {where}.\n")
         return EXIT_OK
+    # Positions count every waiting job in scope, before --type/--phase narrow the table.
+    queue = await queue_of(ctx, parsed, jobs, complete=not ctx.args.selector)
     now, wide, show_ns = ctx.now(), fmt == "wide", target.all_namespaces
-    job_rows = [rows.job_row(job, now) for job in jobs]
+    job_rows = [rows.job_row(job, now, spot=queue.of(job)) for job in jobs]
     headers = rows.job_headers(wide=wide, namespace=show_ns)
     phase_col = headers.index("PHASE")
     show(out, tables.table(

@@ -2,6 +2,7 @@
 
 The API server pushes changes (stream.follow); the live table only re-renders locally
 between them so ages and ETAs keep counting. It ends when every watched job is terminal.
+Queue positions are computed on read from the watched namespace (watchstate, queueview).
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ def render(state: WatchState, ctx: Context) -> RenderableType:
     if not jobs:
         return Group(Text(title, style="bold"), Text("waiting for SyncJobs…", style="dim"))
     ordered = sorted(jobs.values(), key=rows.sort_key)
-    job_rows = [rows.job_row(job, now, bar_width=LIVE_BAR_WIDTH) for job in ordered]
+    queue = state.queue
+    job_rows = [rows.job_row(job, now, bar_width=LIVE_BAR_WIDTH, spot=queue.of(job))
+                for job in ordered]
     headers = rows.live_headers(namespace=show_ns)
     phase_col = headers.index("PHASE")
     tail = "all finished" if state.finished() else "watching · Ctrl-C to stop"
@@ -50,8 +53,8 @@ def render(state: WatchState, ctx: Context) -> RenderableType:
 class PlainPrinter:
     """Pipe-friendly output: a line when something a reader cares about changed."""
 
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
+    def __init__(self, ctx: Context, state: WatchState) -> None:
+        self.ctx, self.state = ctx, state
         self.seen: dict[ObjectKey, tuple[Any, ...] | None] = {}
 
     def __call__(self, changes: list[Change]) -> None:
@@ -63,19 +66,20 @@ class PlainPrinter:
                     print(f"{name}  deleted", flush=True)
                 self.seen[change.key] = None
                 continue
-            signature = rows.watch_signature(change.job)
+            spot = self.state.spot(change.job)
+            signature = rows.watch_signature(change.job, spot)
             if self.seen.get(change.key) != signature:
                 self.seen[change.key] = signature
-                print(rows.watch_line(change.job, self.ctx.now(), namespace=show_ns),
-                      flush=True)
+                print(rows.watch_line(change.job, self.ctx.now(), namespace=show_ns,
+                                      spot=spot), flush=True)
 
 
 async def _consume(ctx: Context, state: WatchState,
                    on_change: Callable[[list[Change]], None]) -> None:
-    names = sorted(state.names)
-    scope = ctx.target.namespace if names else ctx.target.scope
-    selector = f"metadata.name={names[0]}" if len(names) == 1 else None
-    async for event in follow(ctx.client, SYNCJOBS, scope, field_selector=selector):
+    # Named jobs are watched with their whole namespace: their places in line are counted
+    # among the others (queueview), and move when the others do.
+    scope = ctx.target.namespace if state.names else ctx.target.scope
+    async for event in follow(ctx.client, SYNCJOBS, scope):
         first = not state.synced
         changes = state.apply(event)
         if first and state.missing():
@@ -89,7 +93,7 @@ async def run(ctx: Context) -> int:
     args = ctx.args
     state = WatchState(names=frozenset(args.names), follow=args.follow)
     if args.plain or not sys.stdout.isatty():
-        await _consume(ctx, state, PlainPrinter(ctx))
+        await _consume(ctx, state, PlainPrinter(ctx, state))
         return EXIT_OK
     with Live(console=console(), get_renderable=lambda: render(state, ctx),
               refresh_per_second=REFRESH_PER_SECOND, redirect_stderr=False) as live:

@@ -1,10 +1,16 @@
-"""Runs admission passes: lists SyncJobs, asks the pure plan (plan.py) who may start,
-and records the grants it assumes (grants.py) for the reconciler to read.
+"""Runs admission passes over the watch-fed cache (cache.py) and records the grants it
+assumes (grants.py) for the reconciler to read.
 
-One pass at a time, from a fresh LIST, so capacity is counted from what the API
-server says now rather than from a cache that may lag. A grant is held in memory
-until a LIST shows the job left Queued, so a job that was granted but not yet
-started still counts against the limits.
+A pass reads memory only: per type, the most urgent waiting job, while its type and
+the global limit have room (the same order and work-conserving rule as plan.py). It
+costs work in proportion to what it admits plus the grants still in flight, not to the
+number of SyncJobs. A grant is held until the cache shows the job out of Queued, so a
+job granted but not yet started counts against the limits; passes wait for the first
+full LIST of a leadership term (`mark_synced`), so a half-filled cache never
+over-admits.
+
+Queue positions are not written into the waiting jobs' status (that rewrote every
+waiting job at each admission); `kubectl sync` computes them on read.
 """
 
 from __future__ import annotations
@@ -15,19 +21,11 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sync_operator.api.common import SYNCJOBS, SYNCSCHEDULES, JobType, Phase
-from sync_operator.kube import KubeClient
+from sync_operator.api.common import JobType, Phase
 from sync_operator.kube.keys import ObjectKey
+from sync_operator.syncjob.queue.cache import JobCache, WaitingJob
 from sync_operator.syncjob.queue.grants import AdmissionView, Grants
-from sync_operator.syncjob.queue.plan import (
-    ActiveJob,
-    Candidate,
-    Limits,
-    active_from_body,
-    candidate_from_body,
-    holds_capacity,
-    plan_admission,
-)
+from sync_operator.syncjob.queue.plan import Limits
 
 log = logging.getLogger(__name__)
 
@@ -51,19 +49,21 @@ def type_limits(schedules: Sequence[Mapping[str, Any]],
 
 
 class Admitter:
-    def __init__(self, *, client: KubeClient, namespace: str | None, global_limit: int,
+    def __init__(self, *, cache: JobCache, global_limit: int,
                  default_limits: dict[JobType, int], interval: float,
                  enqueue: Callable[[ObjectKey], None]) -> None:
-        self.client = client
-        self._grants = Grants()
-        self.namespace = namespace
+        self.cache = cache
         self.global_limit = global_limit
         self.default_limits = default_limits
         self.interval = interval
         self.enqueue = enqueue
         self.passes = 0
-        self.phase_counts: dict[str, int] = {}
+        self.admitted = 0
+        self._grants = Grants()
+        self._schedules: dict[str, Mapping[str, Any]] = {}
+        self._limits = Limits({str(k): v for k, v in default_limits.items()}, global_limit)
         self._wake = asyncio.Event()
+        self._synced = asyncio.Event()
 
     @property
     def grants(self) -> AdmissionView:
@@ -72,67 +72,85 @@ class Admitter:
 
     @property
     def granted_count(self) -> int:
-        return self._grants.granted_count
+        return len(self._grants)
 
-    @property
-    def waiting_count(self) -> int:
-        return self._grants.waiting_count
+    # -- inputs -------------------------------------------------------------------------
 
     def kick(self) -> None:
         self._wake.set()
+
+    def mark_synced(self) -> None:
+        """The cache holds a full LIST: passes may start."""
+        self._synced.set()
+        self.kick()
+
+    def observe_schedule(self, body: Mapping[str, Any], *, deleted: bool = False) -> None:
+        """A SyncSchedule's maxConcurrency is its type's limit."""
+        uid = str((body.get("metadata") or {}).get("uid") or "")
+        if deleted:
+            self._schedules.pop(uid, None)
+        elif uid:
+            self._schedules[uid] = {"spec": dict(body.get("spec") or {})}
+        self._recompute_limits()
+
+    def replace_schedules(self, schedules: list[Mapping[str, Any]]) -> None:
+        """Take in a full LIST of SyncSchedules (dropping any whose deletion was missed)."""
+        self._schedules = {
+            str((s.get("metadata") or {}).get("uid") or ""): {"spec": dict(s.get("spec") or {})}
+            for s in schedules}
+        self._recompute_limits()
+
+    def _recompute_limits(self) -> None:
+        per_type = type_limits(list(self._schedules.values()), self.default_limits)
+        limits = Limits({str(k): v for k, v in per_type.items()}, self.global_limit)
+        if limits != self._limits:
+            self._limits = limits
+            self.kick()
+
+    # -- passes -------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Passes while this replica leads; each term starts with no grants of its own."""
         self._grants.clear()
         try:
+            await self._synced.wait()
             while True:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.interval)
                 self._wake.clear()
                 try:
-                    await self.pass_once()
-                except asyncio.CancelledError:
-                    raise
+                    self.pass_once()
                 except Exception as err:
                     log.warning("admission pass failed: %s", err)
                     await asyncio.sleep(1.0)
         finally:
             self._grants.clear()
+            self._synced.clear()
 
-    async def pass_once(self) -> None:
-        jobs = (await self.client.list(SYNCJOBS, self.namespace))["items"]
-        schedules = (await self.client.list(SYNCSCHEDULES, self.namespace))["items"]
+    def pass_once(self) -> list[ObjectKey]:
+        """Admit what fits now; returns the keys admitted (most urgent first)."""
         self.passes += 1
-        counts: dict[str, int] = {p.value: 0 for p in Phase}
-        for job in jobs:
-            counts[Phase.of(job).value] += 1
-        self.phase_counts = counts
-        by_uid = {j["metadata"]["uid"]: j for j in jobs}
-        # A grant ends when the job is seen out of Queued (or gone).
-        self._grants.settle(uid for uid, job in by_uid.items() if Phase.of(job) == Phase.QUEUED)
-
-        active: list[ActiveJob] = []
-        candidates: list[Candidate] = []
-        for job in jobs:
-            meta, spec = job["metadata"], job.get("spec", {})
-            if holds_capacity(job) or self._grants.granted(meta["uid"]):
-                active.append(active_from_body(job))
-            elif Phase.of(job) == Phase.QUEUED and not meta.get("deletionTimestamp") \
-                    and not spec.get("cancel"):
-                candidates.append(candidate_from_body(job))
-
-        per_type: dict[str, int] = {
-            str(k): v for k, v in type_limits(schedules, self.default_limits).items()}
-        result = plan_admission(candidates, active, Limits(per_type, self.global_limit))
-        for uid in result.admit:
-            key = ObjectKey.of(by_uid[uid])
-            self._grants.assume(uid, key)
+        for uid in self._grants:
+            if self.cache.phase(uid) != Phase.QUEUED:
+                self._grants.release(uid)  # started (its phase holds it now), or gone
+        limits = self._limits
+        total = self.cache.holding_total + len(self._grants)
+        admitted: list[ObjectKey] = []
+        while total < limits.global_limit:
+            best: WaitingJob | None = None
+            for job_type in self.cache.waiting_types():
+                used = self.cache.holding(job_type) + self._grants.of_type(job_type)
+                if used >= limits.for_type(job_type):
+                    continue  # held back by its own type only: blocks nobody
+                head = self.cache.first_waiting(job_type, self._grants)
+                if head is not None and (best is None or head.sort_key < best.sort_key):
+                    best = head
+            if best is None:
+                break
+            self._grants.assume(best.uid, best.key, best.job_type)
+            admitted.append(best.key)
+            total += 1
+        for key in admitted:
             self.enqueue(key)
-        for waiting in result.waiting:
-            if waiting.position is None:
-                continue  # paused: the state machine holds it
-            message = f"position {waiting.position} in the queue: {waiting.reason}"
-            if self._grants.wait(waiting.uid, message):
-                self.enqueue(ObjectKey.of(by_uid[waiting.uid]))
-        self._grants.forget_missing(by_uid)
-
+        self.admitted += len(admitted)
+        return admitted

@@ -1,14 +1,15 @@
 """Admission grants, as Kueue assumes workloads: a job the admitter let start counts
-against the limits until the API server shows it out of Queued, so capacity is never
-double-counted while the reconciler catches up or after a lag.
+against the limits until the watch shows it out of Queued, so capacity is never
+double-counted while the reconciler catches up, during a watch lag, or after a restart.
 
 The admitter is the only writer (`Grants`); the reconciler reads through
-`AdmissionView`, so nothing else can grant, revoke or reword a place in the queue.
+`AdmissionView`, so nothing else can grant or revoke a place.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterator
 from typing import Protocol
 
 from sync_operator.kube.keys import ObjectKey
@@ -19,56 +20,42 @@ class AdmissionView(Protocol):
 
     def granted(self, uid: str) -> bool: ...
 
-    def message(self, uid: str) -> str | None: ...
-
 
 class Grants:
-    """The grants this leader assumed and the wait message of each queued job."""
+    """The grants this leader assumed, by uid, with each job's key and type."""
 
     def __init__(self) -> None:
-        self._granted: dict[str, ObjectKey] = {}
-        self._waiting: dict[str, str] = {}
+        self._granted: dict[str, tuple[ObjectKey, str]] = {}
+        self._by_type: Counter[str] = Counter()
 
     def granted(self, uid: str) -> bool:
         return uid in self._granted
 
-    def message(self, uid: str) -> str | None:
-        return self._waiting.get(uid)
+    def __contains__(self, uid: object) -> bool:
+        return uid in self._granted
 
-    @property
-    def granted_count(self) -> int:
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._granted))
+
+    def __len__(self) -> int:
         return len(self._granted)
 
-    @property
-    def waiting_count(self) -> int:
-        return len(self._waiting)
+    def of_type(self, job_type: str) -> int:
+        return self._by_type[job_type]
 
-    def assume(self, uid: str, key: ObjectKey) -> None:
-        """Admit `uid`: it holds capacity from now until `settle`."""
-        self._granted[uid] = key
-        self._waiting.pop(uid, None)
+    def assume(self, uid: str, key: ObjectKey, job_type: str) -> None:
+        """Admit `uid`: it holds capacity from now until `release`."""
+        if uid not in self._granted:
+            self._granted[uid] = (key, job_type)
+            self._by_type[job_type] += 1
 
-    def settle(self, still_queued: Iterable[str]) -> None:
-        """Keep only the grants whose job the API server still shows Queued: the others
-        started (their phase now holds the capacity) or are gone."""
-        keep = set(still_queued)
-        for uid in [u for u in self._granted if u not in keep]:
-            del self._granted[uid]
-
-    def wait(self, uid: str, message: str) -> bool:
-        """Record why `uid` waits; True when that changed (the job should show it)."""
-        if self._waiting.get(uid) == message:
-            return False
-        self._waiting[uid] = message
-        return True
-
-    def forget_missing(self, present: Iterable[str]) -> None:
-        """Drop wait messages of jobs that no longer exist."""
-        keep = set(present)
-        for uid in [u for u in self._waiting if u not in keep]:
-            del self._waiting[uid]
+    def release(self, uid: str) -> None:
+        """The job left Queued (its phase now holds the capacity) or is gone."""
+        entry = self._granted.pop(uid, None)
+        if entry is not None:
+            self._by_type[entry[1]] -= 1
 
     def clear(self) -> None:
         """A new term of leadership: what an earlier leader granted is not ours to count."""
         self._granted.clear()
-        self._waiting.clear()
+        self._by_type.clear()

@@ -1,0 +1,191 @@
+"""What admission knows of every SyncJob, kept from the watch (Kueue's cache).
+
+Every watch event goes through `observe`, so an admission pass reads memory: who
+holds capacity (per type and in all) and, per type, who waits in queue order. A pass
+then costs work in proportion to what it admits, not to the number of SyncJobs, and a
+finished job costs nothing: it keeps only its phase, for the jobs-by-phase gauge.
+
+Events can arrive out of order with a LIST taken at a new leader's start, so each
+object's resourceVersion is kept and an older view of it is ignored; a deleted
+object's last version stays as a tombstone for the same reason.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from collections.abc import Container, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sync_operator.api.common import Phase
+from sync_operator.kube.keys import ObjectKey
+from sync_operator.syncjob.queue.plan import candidate_from_body
+
+SortKey = tuple[int, datetime, str]
+
+
+@dataclass(frozen=True)
+class WaitingJob:
+    """A Queued SyncJob that may be admitted (not paused, cancelled or deleting)."""
+
+    uid: str
+    key: ObjectKey
+    job_type: str
+    sort_key: SortKey
+
+
+@dataclass(frozen=True)
+class _Seen:
+    phase: Phase
+    job_type: str
+    holds: bool
+    waiting: WaitingJob | None
+
+
+class JobCache:
+    def __init__(self) -> None:
+        self._version: dict[str, int] = {}
+        self._seen: dict[str, _Seen] = {}
+        self._phases: Counter[Phase] = Counter()
+        self._holding: Counter[str] = Counter()
+        self._waiting: dict[str, WaitingJob] = {}
+        self._waiting_by_type: Counter[str] = Counter()
+        # Per type, a heap of (sort key, uid); entries whose job moved on are stale and
+        # dropped when they reach the top.
+        self._heaps: dict[str, list[tuple[SortKey, str]]] = {}
+
+    # -- feeding ------------------------------------------------------------------------
+
+    def observe(self, body: Mapping[str, Any]) -> bool:
+        """Take in an object as a watch event or a LIST shows it; True when what admission
+        counts (capacity held, or the waiting set and its order) changed."""
+        meta = body.get("metadata") or {}
+        uid = str(meta.get("uid") or "")
+        if not uid or self._stale(uid, meta.get("resourceVersion")):
+            return False
+        phase = Phase.of(body)
+        spec = body.get("spec") or {}
+        job_type = str(spec.get("jobType", ""))
+        waiting = None
+        if phase == Phase.QUEUED and not spec.get("paused") and not spec.get("cancel") \
+                and not meta.get("deletionTimestamp"):
+            candidate = candidate_from_body(body)
+            waiting = WaitingJob(uid, ObjectKey.of(body), job_type, candidate.sort_key)
+        return self._replace(uid, _Seen(phase, job_type, phase.holds_pod, waiting))
+
+    def forget(self, body: Mapping[str, Any]) -> bool:
+        """The object was deleted: it holds and waits for nothing any more."""
+        meta = body.get("metadata") or {}
+        uid = str(meta.get("uid") or "")
+        if not uid or self._stale(uid, meta.get("resourceVersion")):
+            return False
+        return self._replace(uid, None)
+
+    def replace(self, items: list[Mapping[str, Any]]) -> bool:
+        """Take in a full LIST: observe each item, and forget what it no longer holds
+        (a deletion the watch missed). True when what admission counts changed."""
+        listed = {str((i.get("metadata") or {}).get("uid") or "") for i in items}
+        changed = False
+        for item in items:
+            changed |= self.observe(item)
+        for uid in [u for u in self._seen if u not in listed]:
+            changed |= self._replace(uid, None)
+        return changed
+
+    def _stale(self, uid: str, version: object) -> bool:
+        try:
+            number = int(str(version))
+        except ValueError:
+            return False  # no usable version: take it as news
+        if number < self._version.get(uid, -1):
+            return True
+        self._version[uid] = number
+        return False
+
+    def _replace(self, uid: str, new: _Seen | None) -> bool:
+        old = self._seen.pop(uid, None)
+        if old is not None:
+            self._phases[old.phase] -= 1
+            if old.holds:
+                self._holding[old.job_type] -= 1
+            if old.waiting is not None:
+                del self._waiting[uid]
+                self._waiting_by_type[old.job_type] -= 1
+        if new is not None:
+            self._seen[uid] = new
+            self._phases[new.phase] += 1
+            if new.holds:
+                self._holding[new.job_type] += 1
+            if new.waiting is not None:
+                self._waiting[uid] = new.waiting
+                self._waiting_by_type[new.job_type] += 1
+                if old is None or old.waiting != new.waiting:
+                    self._push(new.waiting)
+        before = (old.holds, old.waiting) if old else (False, None)
+        after = (new.holds, new.waiting) if new else (False, None)
+        return before != after
+
+    def _push(self, job: WaitingJob) -> None:
+        heap = self._heaps.setdefault(job.job_type, [])
+        heapq.heappush(heap, (job.sort_key, job.uid))
+        if len(heap) > 64 and len(heap) > 2 * self.waiting_of_type(job.job_type):
+            # Mostly stale entries: rebuild from the live ones.
+            live = [(w.sort_key, w.uid) for w in self._waiting.values()
+                    if w.job_type == job.job_type]
+            heapq.heapify(live)
+            self._heaps[job.job_type] = live
+
+    # -- reading ------------------------------------------------------------------------
+
+    def phase(self, uid: str) -> Phase | None:
+        seen = self._seen.get(uid)
+        return seen.phase if seen else None
+
+    def job_type(self, uid: str) -> str | None:
+        seen = self._seen.get(uid)
+        return seen.job_type if seen else None
+
+    def holding(self, job_type: str) -> int:
+        return self._holding[job_type]
+
+    @property
+    def holding_total(self) -> int:
+        return sum(self._holding.values())
+
+    def waiting_of_type(self, job_type: str) -> int:
+        return self._waiting_by_type[job_type]
+
+    @property
+    def waiting_total(self) -> int:
+        return len(self._waiting)
+
+    def waiting_types(self) -> list[str]:
+        return [t for t, count in self._waiting_by_type.items() if count > 0]
+
+    def phase_counts(self) -> dict[str, int]:
+        return {phase.value: self._phases[phase] for phase in Phase}
+
+    def first_waiting(self, job_type: str, skip: Container[str]) -> WaitingJob | None:
+        """The most urgent waiting job of a type, passing over the uids in `skip` (jobs
+        already granted that the watch still shows Queued)."""
+        heap = self._heaps.get(job_type)
+        if not heap:
+            return None
+        passed: list[tuple[SortKey, str]] = []
+        found = None
+        while heap:
+            key, uid = heap[0]
+            live = self._waiting.get(uid)
+            if live is None or live.sort_key != key:
+                heapq.heappop(heap)  # stale: the job moved on or changed priority
+                continue
+            if uid in skip:
+                passed.append(heapq.heappop(heap))
+                continue
+            found = live
+            break
+        for entry in passed:
+            heapq.heappush(heap, entry)
+        return found
