@@ -14,8 +14,8 @@ from sync_operator.cli.connect import connect, kubeconfig_path
 from sync_operator.cli.main import main
 from sync_operator.cli.output import qualified
 from sync_operator.cli.parser import build_parser
-from sync_operator.cli.stream import RESET, Event
 from sync_operator.cli.watchstate import WatchState
+from sync_operator.kube.stream import RESET, Event
 
 KUBECONFIG = """\
 apiVersion: v1

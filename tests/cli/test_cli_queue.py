@@ -16,10 +16,10 @@ from sync_operator.cli.commands.watch import PlainPrinter
 from sync_operator.cli.connect import Target
 from sync_operator.cli.context import Context
 from sync_operator.cli.queueview import QueueSpot, ordinal, queue_view
-from sync_operator.cli.stream import RESET, Event
 from sync_operator.cli.watchstate import WatchState
 from sync_operator.kube import KubeClient
 from sync_operator.kube.keys import ObjectKey
+from sync_operator.kube.stream import RESET, Event
 from sync_operator.syncjob.queue.plan import Limits, candidate_from_body, plan_admission
 
 NOW = datetime(2026, 3, 14, 15, 30, 0, tzinfo=UTC)

@@ -9,8 +9,8 @@ import aiohttp
 import pytest
 
 from sync_operator.api import SYNCJOBS
-from sync_operator.cli.stream import RESET, Event, follow
 from sync_operator.kube import ApiError, KubeClient, Resource
+from sync_operator.kube.stream import RESET, Event, follow
 
 
 def obj(name: str, version: str) -> dict[str, Any]:

@@ -302,6 +302,34 @@ async def test_the_finalizer_is_added_with_a_precondition_before_the_status_is_w
     assert world.status("new")["phase"] == "Queued"  # not granted: it waits
 
 
+async def test_a_finalizer_write_conflict_returns_zero_and_writes_nothing_else(
+        world: World) -> None:
+    body = seed_syncjob(world, "racing", finalizer=False)
+    # Another writer changes the object between our read and the finalizer patch.
+    world.kube.before("patch", SYNCJOBS, lambda: world.kube.touch(SYNCJOBS, "racing", NS))
+
+    assert await world.reconcile("racing") == 0.0
+
+    [add] = world.kube.calls_of("patch", SYNCJOBS)  # it was tried, with the precondition
+    assert add.body["metadata"]["resourceVersion"] == body["metadata"]["resourceVersion"]
+    assert world.kube.writes() == [add]  # no status write, no Job, no Event
+    stored = world.stored("racing")
+    assert stored is not None
+    assert not stored["metadata"].get("finalizers")
+    assert "phase" not in world.status("racing")
+    assert world.mirror.notified == []
+    assert world.capacity_changes == []
+    assert world.metrics.registry.get_sample_value(
+        "sync_operator_reconciles_total", {"outcome": "ok"}) is None
+
+    # The next pass reads the new version and goes on.
+    await world.reconcile("racing")
+    stored = world.stored("racing")
+    assert stored is not None
+    assert stored["metadata"]["finalizers"] == [FINALIZER]
+    assert world.status("racing")["phase"] == "Queued"
+
+
 async def test_a_queued_job_without_a_grant_stays_queued_and_starts_nothing(
         world: World) -> None:
     body = seed_syncjob(world, "waits", phase=Phase.QUEUED)
@@ -316,10 +344,6 @@ async def test_a_queued_job_without_a_grant_stays_queued_and_starts_nothing(
     assert body["metadata"]["uid"] not in world.relay.tracks
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: the status write is a top-level merge patch (kube/patches.merge_patch); a key "
-    "removed inside a nested dict (progress.etaSeconds) is not sent as null, so the API "
-    "server's RFC 7386 merge keeps the stale value"))
 async def test_a_succeeded_job_keeps_no_stale_eta_on_the_server(world: World) -> None:
     body = seed_syncjob(world, "done", phase=Phase.RUNNING, status={
         "runStartedAt": format_time(NOW - timedelta(seconds=30)),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -140,12 +140,10 @@ async def test_a_control_value_that_is_not_json_is_overwritten(
     assert await stored_control(redis_client, uid) == control
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: _SET_CONTROL indexes/compares the decoded value without checking its type: a "
-    "JSON number, or a null/string generation, makes the script error, so set_control "
-    "returns False and marks Redis unavailable until the key expires (7 days)"))
-@pytest.mark.parametrize("raw", ["5", '{"generation": null}', '{"generation": "7"}'],
-                         ids=["number", "null-generation", "string-generation"])
+@pytest.mark.parametrize("raw", ["5", '{"generation": null}', '{"generation": "7"}',
+                                 "[]", '"a string"', '{"paused": true}'],
+                         ids=["number", "null-generation", "string-generation", "array",
+                              "string", "no-generation"])
 async def test_a_control_value_of_the_wrong_json_shape_does_not_block_a_newer_one(
         link: RunnerLink, redis_client: aioredis.Redis, uid: str, raw: str) -> None:
     await redis_client.hset(Keys(uid).control, CONTROL_FIELD, raw)
@@ -239,12 +237,19 @@ async def test_availability_returns_after_a_successful_call(tmp_path: Path, uid:
         server.stop()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (minor): only status() and set_control() set `available` back to True; a "
-    "successful checkpoint() (or deleter/record_deleter/forget) after an outage leaves "
-    "the redis-available gauge at 0"))
 async def test_availability_returns_after_a_successful_checkpoint_read(
         link: RunnerLink, uid: str) -> None:
     link.available = False  # as left by an outage
     assert await link.checkpoint(uid) is None  # answered: nothing stored
     assert link.available is True
+
+
+async def test_availability_returns_after_each_kind_of_successful_call(
+        link: RunnerLink, uid: str) -> None:
+    calls: list[Callable[[], Awaitable[object]]] = [
+        lambda: link.record_deleter(uid, "alice"), lambda: link.deleter(uid),
+        lambda: link.forget(uid)]
+    for call in calls:
+        link.available = False  # as left by an outage
+        await call()
+        assert link.available is True

@@ -15,7 +15,6 @@ from sync_operator.app.settings import OperatorSettings
 from sync_operator.app.webhook_server import ServiceWebhookServer
 from sync_operator.mirror import SchemaNotMigrated, ensure_schema
 
-MANAGED_BY = {"app.kubernetes.io/managed-by": "sync-operator"}
 log = logging.getLogger(__name__)
 
 
@@ -73,11 +72,6 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
 async def syncjob_event(body: kopf.Body, memo: kopf.Memo, type: str | None,
                         **_: Any) -> None:
     memo["runtime"].on_syncjob(dict(body), deleted=type == "DELETED")
-
-
-@kopf.on.event("batch", "v1", "jobs", labels=MANAGED_BY)
-async def job_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    memo["runtime"].on_job(dict(body))
 
 
 @kopf.on.event(*SYNCSCHEDULE.kopf)

@@ -1,9 +1,11 @@
 """Wires the operator's parts together and runs them while this replica leads.
 
-kopf watches and calls the thin handlers; they call `Runtime.on_*`, which only
-enqueue keys. Workers reconcile keys; the admitter, the progress relay and the
-Redis follower run beside them. Nothing here decides anything: the decisions
-are in syncjob/statemachine.py and syncjob/queue/plan.py.
+kopf watches SyncJobs and SyncSchedules and calls the thin handlers; they call
+`Runtime.on_*`, which feed the admission cache and enqueue keys (not the echoes of
+our own writes). Our batch Jobs are watched here, by label selector. Workers
+reconcile keys; the admitter, the progress relay and the Redis follower run beside
+them. Nothing here decides anything: the decisions are in syncjob/statemachine.py
+and syncjob/queue/.
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ from sync_operator.kube.events import EventRecorder
 from sync_operator.kube.keys import ObjectKey
 from sync_operator.kube.metrics import OperatorMetrics, gauge
 from sync_operator.kube.own_writes import OwnWrites
+from sync_operator.kube.resources import JOBS
+from sync_operator.kube.stream import follow
 from sync_operator.kube.workqueue import WorkQueue
 from sync_operator.mirror import MirrorStore, SchemaNotMigrated, ensure_schema
 from sync_operator.mirror.link import MirrorLink
-from sync_operator.syncjob.job_builder import JobSettings
+from sync_operator.syncjob.job_builder import LABEL_MANAGED_BY, MANAGED_BY, JobSettings
 from sync_operator.syncjob.progress_relay import ProgressRelay
 from sync_operator.syncjob.queue.admitter import Admitter
 from sync_operator.syncjob.queue.cache import JobCache
@@ -50,7 +54,8 @@ class Runtime:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.identity = f"{settings.identity}@{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
-        self.client = client or KubeClient(load_connection())
+        self.client = client or KubeClient(load_connection(), qps=settings.api_qps,
+                                           burst=settings.api_burst)
         self.metrics = OperatorMetrics()
         self.metrics.watch(self._gauges)
         self.queue: WorkQueue[ObjectKey] = WorkQueue()
@@ -64,7 +69,9 @@ class Runtime:
                                  own_writes=self.own_writes) if self.store else None
         self.relay = ProgressRelay(client=self.client,
                                    interval=settings.progress_interval_seconds,
-                                   on_state_change=self.queue.add, own_writes=self.own_writes)
+                                   on_state_change=self.queue.add,
+                                   writes_per_second=settings.progress_writes_per_second,
+                                   own_writes=self.own_writes)
         self.jobs = JobCache()
         self.admitter = Admitter(
             cache=self.jobs, global_limit=settings.global_limit,
@@ -225,6 +232,7 @@ class Runtime:
                                                             self._on_error))
                 group.create_task(self.admitter.run())
                 group.create_task(self.relist())
+                group.create_task(self.watch_jobs())
                 group.create_task(self.relay.run())
                 group.create_task(self.link.follow(self._on_runner_status))
                 self.admitter.kick()
@@ -252,6 +260,21 @@ class Runtime:
         for schedule in schedules:
             self.schedule_queue.add(ObjectKey.of(schedule))
         self.admitter.mark_synced()  # the cache holds a full LIST: admission may start
+
+    async def watch_jobs(self) -> None:
+        """Our batch Jobs' changes wake their SyncJobs. The label selector is on the watch
+        itself (a kopf handler's label filter would still stream every Job in the
+        cluster to us)."""
+        selector = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
+        while True:
+            try:
+                async for event in follow(self.client, JOBS, self.settings.namespace,
+                                          label_selector=selector):
+                    for job in event.objects:
+                        self.on_job(job)
+            except (ApiError, aiohttp.ClientError, TimeoutError, OSError) as err:
+                log.warning("watch of Jobs ended, listing again: %s", err)
+                await asyncio.sleep(1.0)
 
     async def relist(self) -> None:
         """Refresh the admission cache from a full LIST now and then: a watch can miss a
@@ -291,7 +314,7 @@ class Runtime:
     async def _on_runner_status(self, uid: str, status: RunnerStatus) -> None:
         await self.relay.on_status(uid, status)
 
-    def _on_error(self, key: ObjectKey, err: BaseException) -> float:
+    def _on_error(self, key: ObjectKey, err: BaseException) -> None:
+        """Counted and logged; the work queue retries with the key's own backoff."""
         self.metrics.reconciles.labels("error").inc()
-        log.warning("reconcile of %s/%s failed, retrying: %s", key[0], key[1], err)
-        return 2.0
+        log.warning("reconcile of %s failed, retrying: %s", key, err)

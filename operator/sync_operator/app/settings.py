@@ -54,6 +54,15 @@ class OperatorSettings(BaseSettings):
                                         "as not progressing (condition and Warning Event).")
     progress_interval_seconds: float = Field(
         default=1.0, gt=0, description="At most one progress status write per job per interval.")
+    progress_writes_per_second: float = Field(
+        default=50.0, gt=0, description="All jobs' progress writes together stay under this "
+                                        "rate; each job's interval stretches to fit.")
+    api_qps: float = Field(
+        default=50.0, gt=0, description="Requests per second to the API server (client-side "
+                                        "limiter, as client-go's QPS).")
+    api_burst: int = Field(
+        default=100, ge=1, description="Requests allowed at once above api_qps (client-go's "
+                                       "burst).")
     admission_interval_seconds: float = Field(
         default=5.0, gt=0, description="Admission passes run on every change and at least this "
                                        "often.")

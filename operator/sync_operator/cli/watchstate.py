@@ -20,8 +20,8 @@ from sync_operator.cli import queueview
 from sync_operator.cli.objects import UnreadableObjectError, parse_job
 from sync_operator.cli.output import warn
 from sync_operator.cli.rows import phase_of
-from sync_operator.cli.stream import RESET, Event
 from sync_operator.kube.keys import ObjectKey
+from sync_operator.kube.stream import RESET, Event
 
 
 def key_of(body: Mapping[str, Any]) -> ObjectKey:

@@ -1,4 +1,9 @@
-"""Async JSON client over aiohttp: CRUD, patches, watches, and typed API errors."""
+"""Async JSON client over aiohttp: CRUD, patches, watches, and typed API errors.
+
+Every request but a watch stream first takes a token from a QPS/burst limiter, as
+client-go's does (aiolimiter's leaky bucket: `burst` at once, refilled at `qps`), so
+a burst of work queues up in the operator instead of flooding the API server.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from types import TracebackType
 from typing import Any, Literal, Self, cast
 
 import aiohttp
+from aiolimiter import AsyncLimiter
 
 from sync_operator.kube.bodies import ObjectList, RawBody
 from sync_operator.kube.config import Connection, load_connection
@@ -45,8 +51,11 @@ class ApiError(Exception):
 class KubeClient:
     """One aiohttp session against one API server; use as an async context manager."""
 
-    def __init__(self, connection: Connection, *, timeout: float = 30.0) -> None:
+    def __init__(self, connection: Connection, *, timeout: float = 30.0,
+                 qps: float = 50.0, burst: int = 100) -> None:
         self.connection = connection
+        self._limiter = AsyncLimiter(burst, burst / qps)
+        self.requests = 0
         headers = {"Accept": "application/json"}
         if connection.token:
             headers["Authorization"] = f"Bearer {connection.token}"
@@ -76,13 +85,20 @@ class KubeClient:
                       params: Mapping[str, str] | None = None,
                       content_type: str = "application/json") -> Obj:
         data = None if body is None else json.dumps(body)
+        await self._limiter.acquire()
+        self.requests += 1
         async with self._session.request(
             method, path, data=data, params=params,
             headers={"Content-Type": content_type},
             timeout=aiohttp.ClientTimeout(total=self._timeout),
         ) as resp:
             text = await resp.text()
-            payload: Obj = json.loads(text) if text else {}
+            try:
+                payload: Obj = json.loads(text) if text else {}
+            except json.JSONDecodeError:
+                if resp.status < 400:
+                    raise
+                payload = {}  # a proxy's or a crashed server's plain-text error page
             if resp.status >= 400:
                 raise ApiError(resp.status, str(payload.get("reason", resp.reason)),
                                str(payload.get("message", text)), payload)

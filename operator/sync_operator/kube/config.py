@@ -28,12 +28,16 @@ class Connection(BaseModel):
     client_key_data: bytes | None = None
     namespace: str = "default"
 
-    def ssl_context(self) -> ssl.SSLContext | bool:
-        """An SSL context trusting the cluster CA and presenting the client cert, if any."""
-        if self.insecure:
-            return False
+    def ssl_context(self) -> ssl.SSLContext:
+        """An SSL context trusting the cluster CA and presenting the client cert, if any.
+
+        With `insecure` (insecure-skip-tls-verify) the server is not verified at all,
+        but a client certificate is still presented: it is how such a user logs in."""
         ctx = ssl.create_default_context()
-        if self.ca_data:
+        if self.insecure:
+            ctx.check_hostname = False  # must be off before verify_mode can be
+            ctx.verify_mode = ssl.CERT_NONE
+        elif self.ca_data:
             ctx.load_verify_locations(cadata=self.ca_data.decode())
         if self.client_cert_data and self.client_key_data:
             with tempfile.TemporaryDirectory() as tmp:
@@ -44,12 +48,26 @@ class Connection(BaseModel):
         return ctx
 
 
+def _resolve(path: str, base: Path) -> Path:
+    """A path from a kubeconfig: a relative one is relative to the kubeconfig's
+    directory, as kubectl resolves it (client-go ResolvePaths)."""
+    return base / Path(path)  # an absolute path stays itself
+
+
 def _data_or_file(entry: dict[str, Any], name: str, base: Path) -> bytes | None:
     if entry.get(f"{name}-data"):
         return base64.b64decode(entry[f"{name}-data"])
     if entry.get(name):
-        path = Path(entry[name])
-        return (path if path.is_absolute() else base / path).read_bytes()
+        return _resolve(entry[name], base).read_bytes()
+    return None
+
+
+def _named(doc: dict[str, Any], section: str, field: str, name: str) -> dict[str, Any] | None:
+    """The `field` of the entry called `name` in the kubeconfig list `section`."""
+    for entry in doc.get(section) or []:
+        if isinstance(entry, dict) and entry.get("name") == name:
+            value = entry.get(field)
+            return value if isinstance(value, dict) else {}
     return None
 
 
@@ -62,16 +80,30 @@ def connection_from_kubeconfig(path: Path, context: str | None = None) -> Connec
     if not isinstance(doc, dict):
         raise ValueError(f"kubeconfig {path} is not a kubeconfig (expected a mapping)")
     name = context or doc.get("current-context")
-    ctx = next((c["context"] for c in doc.get("contexts", []) if c["name"] == name), None)
+    ctx = _named(doc, "contexts", "context", name) if name else None
     if ctx is None:
         raise ValueError(f"kubeconfig {path}: no context named {name!r}")
-    cluster = next(c["cluster"] for c in doc["clusters"] if c["name"] == ctx["cluster"])
-    user: dict[str, Any] = next(
-        (u["user"] for u in doc.get("users", []) if u["name"] == ctx.get("user")), {})
+    cluster_name = ctx.get("cluster")
+    if not cluster_name:
+        raise ValueError(f"kubeconfig {path}: context {name!r} names no cluster")
+    cluster = _named(doc, "clusters", "cluster", cluster_name)
+    if cluster is None:
+        raise ValueError(f"kubeconfig {path}: context {name!r} names cluster "
+                         f"{cluster_name!r}, which is not in the file")
+    if not cluster.get("server"):
+        raise ValueError(f"kubeconfig {path}: cluster {cluster_name!r} has no server")
+    user: dict[str, Any] = {}  # a context without a user connects anonymously
+    user_name = ctx.get("user")
+    if user_name:
+        found = _named(doc, "users", "user", user_name)
+        if found is None:
+            raise ValueError(f"kubeconfig {path}: context {name!r} names user "
+                             f"{user_name!r}, which is not in the file")
+        user = found
     base = path.parent
     token = user.get("token")
     if not token and user.get("tokenFile"):
-        token = Path(user["tokenFile"]).read_text().strip()
+        token = _resolve(user["tokenFile"], base).read_text().strip()
     return Connection(
         server=cluster["server"].rstrip("/"),
         ca_data=_data_or_file(cluster, "certificate-authority", base),
@@ -87,6 +119,8 @@ def connection_in_cluster() -> Connection:
     """The pod's own ServiceAccount, as mounted by the kubelet."""
     host = os.environ["KUBERNETES_SERVICE_HOST"]
     port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+    if ":" in host and not host.startswith("["):  # IPv6, joined as net.JoinHostPort does
+        host = f"[{host}]"
     return Connection(
         server=f"https://{host}:{port}",
         ca_data=(SERVICE_ACCOUNT_DIR / "ca.crt").read_bytes(),

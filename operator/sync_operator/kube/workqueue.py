@@ -2,7 +2,9 @@
 added while it is being worked on is worked on again afterwards (client-go style).
 
 It is what makes the reconciler level-triggered: many events about one SyncJob
-collapse into one reconcile that reads the world as it is now.
+collapse into one reconcile that reads the world as it is now. A key whose work keeps
+failing comes back after an exponentially growing delay, per key (client-go's
+ItemExponentialFailureRateLimiter), so one broken object never spins.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ K = TypeVar("K")
 
 
 class WorkQueue(Generic[K]):
-    def __init__(self) -> None:
+    def __init__(self, *, backoff_base: float = 0.5, backoff_max: float = 60.0) -> None:
+        self._backoff_base = backoff_base
+        self._backoff_max = backoff_max
+        self._failures: dict[K, int] = {}
         self._queue: asyncio.Queue[K] = asyncio.Queue()
         self._queued: set[K] = set()
         self._processing: set[K] = set()
@@ -54,19 +59,29 @@ class WorkQueue(Generic[K]):
         """Nothing waiting and nothing being worked on (timers may still be pending)."""
         return not self._queued and not self._processing
 
+    def backoff(self, key: K) -> float:
+        """The delay before the next try of a key that failed (and counts the failure)."""
+        failures = self._failures.get(key, 0)
+        self._failures[key] = failures + 1
+        return float(min(self._backoff_base * 2 ** min(failures, 32), self._backoff_max))
+
     async def run_worker(self, work: Callable[[K], Awaitable[float | None]],
-                         on_error: Callable[[K, BaseException], float]) -> None:
-        """Take keys forever; `work` may return a delay to come back after."""
+                         on_error: Callable[[K, BaseException], float | None]) -> None:
+        """Take keys forever; `work` may return a delay to come back after. After a
+        failure, `on_error` may name the delay; None means the key's own backoff."""
         while True:
             key = await self._queue.get()
             self._queued.discard(key)
             self._processing.add(key)
             try:
                 delay = await work(key)
+                self._failures.pop(key, None)
             except asyncio.CancelledError:
                 raise
             except Exception as err:
                 delay = on_error(key, err)
+                if delay is None:
+                    delay = self.backoff(key)
             finally:
                 self._processing.discard(key)
             if key in self._dirty:

@@ -2,7 +2,10 @@
 
 At most one status write per job per interval, and the latest value always
 lands: a report that arrives inside the interval is held and written when the
-interval ends. It also computes the ETA from the rate seen in the current run.
+interval ends. All jobs together share a budget of writes per second: with more jobs
+running than the budget allows at the per-job interval, every job's interval
+stretches evenly (1,000 running jobs never become 1,000 writes a second). It also
+computes the ETA from the rate seen in the current run.
 """
 
 from __future__ import annotations
@@ -49,10 +52,12 @@ def estimate_eta(first: tuple[float, int] | None, now: float, done: int,
 class ProgressRelay:
     def __init__(self, *, client: KubeClient, interval: float,
                  on_state_change: Callable[[ObjectKey], None],
+                 writes_per_second: float = 50.0,
                  own_writes: OwnWrites | None = None) -> None:
         self.own_writes = own_writes or OwnWrites()
         self.client = client
         self.interval = interval
+        self.writes_per_second = writes_per_second
         self.on_state_change = on_state_change
         self.tracks: dict[str, _Track] = {}
         self.writes = 0
@@ -81,13 +86,19 @@ class ProgressRelay:
             track.dirty = True
             self._wake.set()
 
+    @property
+    def effective_interval(self) -> float:
+        """The per-job interval, stretched so that all jobs fit the global budget."""
+        return max(self.interval, len(self.tracks) / self.writes_per_second)
+
     async def run(self) -> None:
         while True:
             now = time.monotonic()
+            interval = self.effective_interval
             due = [(uid, t) for uid, t in self.tracks.items()
-                   if t.dirty and now - t.last_write >= self.interval]
+                   if t.dirty and now - t.last_write >= interval]
             await asyncio.gather(*(self._write(uid, t) for uid, t in due))
-            waits = [self.interval - (now - t.last_write) for t in self.tracks.values()
+            waits = [interval - (now - t.last_write) for t in self.tracks.values()
                      if t.dirty]
             self._wake.clear()
             timeout = max(0.01, min(waits)) if waits else None

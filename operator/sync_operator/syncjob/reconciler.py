@@ -85,7 +85,12 @@ class Reconciler:
             await self.finalize(body)
             return None
         if FINALIZER not in (body["metadata"].get("finalizers") or []):
-            body = await self._add_finalizer(body)
+            try:
+                body = await self._add_finalizer(body)
+            except ApiError as err:
+                if err.conflict:  # changed since the read: nothing was done, read again
+                    return 0.0
+                raise
 
         try:
             spec = SyncJobSpec.model_validate(body.get("spec", {}))

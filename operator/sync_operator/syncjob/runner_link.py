@@ -30,12 +30,19 @@ from sync_runner.contract import (
 log = logging.getLogger(__name__)
 
 # Write the control message only if it is newer than what Redis holds, then publish it.
+# A stored value that is not a JSON object with a numeric generation (not JSON, a bare
+# number or string, a null or string generation) counts as absent: it is overwritten,
+# never compared (cjson decodes null as a truthy userdata, and comparing a string or
+# indexing a number would error the script).
 _SET_CONTROL = """
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 if current then
   local ok, decoded = pcall(cjson.decode, current)
-  if ok and decoded['generation'] and decoded['generation'] >= tonumber(ARGV[3]) then
-    return 0
+  if ok and type(decoded) == 'table' then
+    local generation = decoded['generation']
+    if type(generation) == 'number' and generation >= tonumber(ARGV[3]) then
+      return 0
+    end
   end
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -68,13 +75,17 @@ class RunnerLink:
             log.warning("redis unavailable (%s): %s", what, err)
         self.available = False
 
+    def _answered(self) -> None:
+        """Redis answered a call: it is available again (whatever the answer was)."""
+        self.available = True
+
     async def status(self, job_uid: str) -> RunnerStatus | None:
         try:
             raw = await self.redis.hget(Keys(job_uid).state, STATE_FIELD)
         except (RedisError, OSError) as err:
             self._outage("read status", err)
             return None
-        self.available = True
+        self._answered()
         if not raw:
             return None
         try:
@@ -89,6 +100,7 @@ class RunnerLink:
         except (RedisError, OSError) as err:
             self._outage("read checkpoint", err)
             return None
+        self._answered()
         if not raw:
             return None
         try:
@@ -108,7 +120,7 @@ class RunnerLink:
         except (RedisError, OSError) as err:
             self._outage("write control", err)
             return False
-        self.available = True
+        self._answered()
         return bool(written)
 
     async def record_deleter(self, job_uid: str, user: str) -> None:
@@ -117,6 +129,8 @@ class RunnerLink:
             await self.redis.set(_deleter_key(job_uid), user, ex=STATE_TTL_SECONDS)
         except (RedisError, OSError) as err:
             self._outage("record deleter", err)
+            return
+        self._answered()
 
     async def deleter(self, job_uid: str) -> str | None:
         try:
@@ -124,6 +138,7 @@ class RunnerLink:
         except (RedisError, OSError) as err:
             self._outage("read deleter", err)
             return None
+        self._answered()
         return str(value) if value else None
 
     async def forget(self, job_uid: str) -> None:
@@ -132,6 +147,8 @@ class RunnerLink:
             await self.redis.delete(*Keys(job_uid).all(), _deleter_key(job_uid))
         except (RedisError, OSError) as err:
             self._outage("forget", err)
+            return
+        self._answered()
 
     async def follow(self, on_status: StatusCallback) -> None:
         """Deliver every runner status published on any job's channel, forever."""
@@ -139,7 +156,7 @@ class RunnerLink:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.psubscribe(EVENTS_PATTERN)
-                self.available = True
+                self._answered()
                 async for message in pubsub.listen():
                     if message.get("type") != "pmessage":
                         continue

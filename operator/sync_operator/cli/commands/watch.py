@@ -20,9 +20,9 @@ from sync_operator.cli import rows, tables
 from sync_operator.cli.context import Context
 from sync_operator.cli.errors import EXIT_OK, not_found
 from sync_operator.cli.output import console
-from sync_operator.cli.stream import follow
 from sync_operator.cli.watchstate import Change, WatchState
 from sync_operator.kube.keys import ObjectKey
+from sync_operator.kube.stream import follow
 
 LIVE_BAR_WIDTH = 20
 REFRESH_PER_SECOND = 2

@@ -30,19 +30,21 @@ class Event:
 
 
 async def follow(client: KubeClient, res: Resource, namespace: str | None, *,
-                 field_selector: str | None = None, watch_seconds: int = 300,
-                 retries: int = 5) -> AsyncIterator[Event]:
+                 field_selector: str | None = None, label_selector: str | None = None,
+                 watch_seconds: int = 300, retries: int = 5) -> AsyncIterator[Event]:
     """Yield a RESET, then every change, until the caller stops iterating."""
     version: str | None = None
     failures = 0
     while True:
         try:
             if version is None:
-                listed = await client.list(res, namespace, field_selector=field_selector)
+                listed = await client.list(res, namespace, field_selector=field_selector,
+                                           label_selector=label_selector)
                 version = str(listed["metadata"]["resourceVersion"])
                 yield Event(RESET, list(listed.get("items") or []))
             async for kind, obj in client.watch(res, namespace, resource_version=version,
                                                 field_selector=field_selector,
+                                                label_selector=label_selector,
                                                 timeout_seconds=watch_seconds):
                 failures = 0
                 if kind == "ERROR":  # the object is a metav1.Status, not a SyncJob
