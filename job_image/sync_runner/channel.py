@@ -70,14 +70,18 @@ class Backoff:
             delay = min(self.cap, delay * self.factor)
 
 
-def connect(url: str) -> aioredis.Redis:
-    """A client that fails fast on a dead server, so our own retry loops stay in charge."""
+def connect(url: str, *, max_connections: int | None = None) -> aioredis.Redis:
+    """A client that fails fast on a dead server, so our own retry loops stay in charge.
+
+    `max_connections` (redis-py's default when None) is for clients shared by many runs.
+    """
     return aioredis.Redis.from_url(
         url,
         decode_responses=True,
         socket_connect_timeout=2.0,
         socket_timeout=5.0,
         retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+        max_connections=max_connections,
     )
 
 

@@ -70,7 +70,10 @@ class Runner:
                                       settings.job_params)
 
     async def run(self) -> ExitCode:
-        """Handle SIGTERM from the first moment (as PID 1, unhandled it would be ignored)."""
+        """Handle SIGTERM from the first moment (as PID 1, unhandled it would be ignored).
+
+        The signal handlers are the process's own; `run_until` is the run without them.
+        """
         terminated = asyncio.Event()
 
         def on_signal(signum: signal.Signals) -> None:
@@ -82,7 +85,7 @@ class Runner:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, on_signal, signum)
         try:
-            return await self._run(terminated)
+            return await self.run_until(terminated)
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
@@ -98,7 +101,9 @@ class Runner:
             warnings.append(f"stored checkpoint unreadable, starting over: {exc}")
         return control, checkpoint, warnings
 
-    async def _run(self, terminated: asyncio.Event) -> ExitCode:
+    async def run_until(self, terminated: asyncio.Event) -> ExitCode:
+        """Run the job; `terminated` set is SIGTERM. Touches no process state (signals,
+        exit, the environment), so an embedder can run many jobs in one event loop."""
         startup = asyncio.create_task(self._read_start_state())
         sigterm = asyncio.create_task(terminated.wait())
         await asyncio.wait({startup, sigterm}, return_when=asyncio.FIRST_COMPLETED)
@@ -278,6 +283,13 @@ class Runner:
             await reporter.publish_now(state=ack_state(control), acked_generation=acked)
             log_event(log, "stop.acknowledged", reason="cancel" if control.cancel else "pause",
                       generation=acked)
+
+
+async def run_job(settings: RunnerSettings, client: aioredis.Redis, terminated: asyncio.Event,
+                  task_factory: TaskFactory | None = None) -> ExitCode:
+    """Run one job in-process on the caller's Redis client, until it ends or `terminated`
+    is set (the SIGTERM equivalent); the client stays open (it may be shared)."""
+    return await Runner(settings, client, task_factory).run_until(terminated)
 
 
 async def run(settings: RunnerSettings, task_factory: TaskFactory | None = None) -> ExitCode:

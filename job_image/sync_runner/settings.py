@@ -9,10 +9,18 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    SettingsConfigDict,
+    SettingsError,
+)
+from pydantic_settings.sources.utils import parse_env_vars
 
 from sync_runner import contract
 
@@ -83,10 +91,36 @@ class RunnerSettings(BaseSettings):
         return value
 
 
-def load_settings() -> RunnerSettings:
-    """Read the settings from the environment, or raise InvalidSettingsError naming each problem."""
+class _MappingEnvSource(EnvSettingsSource):
+    """The environment source, reading a given mapping instead of os.environ."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(RunnerSettings)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._environ, self.case_sensitive, self.env_ignore_empty,
+                              self.env_parse_none_str)
+
+
+def _from_environ(environ: Mapping[str, str]) -> RunnerSettings:
+    """The settings a process with exactly `environ` would read, parsed the same way."""
+    env = dict(environ)
+    if contract.ENV_POD_NAME not in env and env.get("HOSTNAME"):
+        env[contract.ENV_POD_NAME] = env["HOSTNAME"]  # as _default_pod_name would find it
+    return RunnerSettings(_build_sources=((_MappingEnvSource(env),), {}))
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> RunnerSettings:
+    """Read the settings from the environment, or raise InvalidSettingsError naming each problem.
+
+    `environ` replaces the process environment, for a runner embedded in another process
+    (the in-process sim), whose own os.environ is not the pod's.
+    """
     try:
-        return RunnerSettings()  # the fields come from the environment
+        if environ is None:
+            return RunnerSettings()  # the fields come from the environment
+        return _from_environ(environ)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():

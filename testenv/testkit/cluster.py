@@ -18,9 +18,11 @@ from typing import Any
 
 from testkit.build import ensure_built
 from testkit.kubeconfig import write_kubeconfig
+from testkit.kubelet import IN_PROCESS_SIM
 from testkit.pki import Pki
 from testkit.ports import free_port, port_open, wait_until
 from testkit.process import ManagedProcess
+from testkit.sim_runner import SIM_IMAGE
 
 NODE_NAME = "local-node"
 # Controllers the project relies on; the rest of the controller-manager stays off
@@ -49,6 +51,8 @@ class LocalCluster:
     """Starts and stops the control plane; hands out kubeconfigs."""
 
     root: Path
+    # The kubelet's image table (image key -> entrypoint argv); the sim image is always in
+    # it, run in-process, unless the caller maps that key to something else.
     images: dict[str, list[str]] = field(default_factory=dict)
     with_kubelet: bool = True
     etcd_port: int = field(default_factory=free_port)
@@ -137,7 +141,7 @@ class LocalCluster:
             self.root / "kubeconfigs" / "kubelet.yaml", self.server, self.pki.ca_cert,
             "system:node:" + NODE_NAME, self.tokens["system:node:" + NODE_NAME])
         images = self.root / "images.json"
-        images.write_text(json.dumps(self.images))
+        images.write_text(json.dumps({SIM_IMAGE: [IN_PROCESS_SIM], **self.images}))
         kubelet = ManagedProcess("process-kubelet", [
             sys.executable, "-m", "testkit.kubelet",
             "--kubeconfig", str(config), "--node-name", NODE_NAME,

@@ -8,6 +8,11 @@ reports pod phase and container statuses with exit codes so the real Job
 controller completes, retries or fails Jobs, and on pod deletion sends SIGTERM,
 then SIGKILL after terminationGracePeriodSeconds. Each container's output goes
 to a log file under the state directory.
+
+An image whose table entry is [IN_PROCESS_SIM] runs in-process instead: the sync
+runner as an asyncio task of this kubelet (testkit.sim_runner), for scale tests that a
+process per pod could not afford. Its pods look the same from the API (phases, exit
+codes, restarts, SIGTERM on deletion); only the containerID says `inprocess://`.
 """
 
 from __future__ import annotations
@@ -29,10 +34,13 @@ from typing import Any
 
 from sync_operator.kube import ApiError, KubeClient, load_connection
 from sync_operator.kube.resources import CONFIGMAPS, LEASES, NODES, PODS, SECRETS
+from testkit.sim_runner import SimContainer, SimRuntime
 
 log = logging.getLogger("process-kubelet")
 Obj = dict[str, Any]
 PYTHON_ALIASES = {"python", "python3", "/usr/bin/python3", "/usr/local/bin/python"}
+# The image table's entry for an image run in-process: {"sync-sim": [IN_PROCESS_SIM]}.
+IN_PROCESS_SIM = "in-process:sync-runner-sim"
 
 
 def now_rfc3339() -> str:
@@ -64,7 +72,9 @@ class ContainerRun:
     env: dict[str, str]
     cwd: str | None
     log_path: Path
+    in_process: bool = False  # the image's table entry is [IN_PROCESS_SIM]
     process: asyncio.subprocess.Process | None = None
+    sim: SimContainer | None = None
     started_at: str | None = None
     finished_at: str | None = None
     exit_code: int | None = None
@@ -94,6 +104,7 @@ class ProcessKubelet:
         self.images = images
         self.pods: dict[str, PodRun] = {}
         self.handled_deletions: set[str] = set()
+        self.sims = SimRuntime()
         (state_dir / "logs").mkdir(parents=True, exist_ok=True)
 
     # -- node ---------------------------------------------------------------------------
@@ -321,10 +332,12 @@ class ProcessKubelet:
                     f"image {container.get('image')!r} has no local entrypoint in the "
                     "process kubelet's image table")
             argv = list(entry) + args
+        in_process = argv[:1] == [IN_PROCESS_SIM]
         log_path = self.state_dir / "logs" / f"{meta['namespace']}_{meta['name']}_" \
                                              f"{container['name']}.log"
         return ContainerRun(name=container["name"], argv=argv, env=env,
-                            cwd=container.get("workingDir"), log_path=log_path)
+                            cwd=container.get("workingDir"), log_path=log_path,
+                            in_process=in_process)
 
     async def container_env(self, pod: Obj, container: Obj) -> dict[str, str]:
         meta = pod["metadata"]
@@ -403,6 +416,10 @@ class ProcessKubelet:
         return ""
 
     async def start(self, c: ContainerRun) -> None:
+        if c.in_process:
+            c.sim = self.sims.start(c.env, c.log_path)
+            c.started_at, c.finished_at, c.exit_code = now_rfc3339(), None, None
+            return
         c.log_path.parent.mkdir(parents=True, exist_ok=True)
         with c.log_path.open("ab") as out:
             try:
@@ -419,7 +436,10 @@ class ProcessKubelet:
             c.exit_code = None
 
     async def wait(self, c: ContainerRun) -> int:
-        if c.process is not None:
+        if c.sim is not None:
+            c.exit_code = await c.sim.wait()
+            c.finished_at = now_rfc3339()
+        elif c.process is not None:
             rc = await c.process.wait()
             # A signal death reads as 128 + signal number, as a container runtime reports.
             c.exit_code = 128 - rc if rc < 0 else rc
@@ -432,6 +452,11 @@ class ProcessKubelet:
 
     @staticmethod
     def _signal(c: ContainerRun, sig: signal.Signals) -> None:
+        if c.sim is not None and c.sim.running:
+            if sig == signal.SIGTERM:
+                c.sim.terminate()
+            else:
+                c.sim.kill()
         if c.process is not None and c.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(c.process.pid, sig)
@@ -442,6 +467,7 @@ class ProcessKubelet:
             self._signal(c, signal.SIGTERM)
         procs = [c.process.wait() for c in run.containers
                  if c.process is not None and c.process.returncode is None]
+        procs += [c.sim.wait() for c in run.containers if c.sim is not None and c.sim.running]
         if procs:
             try:
                 await asyncio.wait_for(asyncio.gather(*procs), timeout=max(run.grace_seconds, 0))
@@ -465,8 +491,10 @@ class ProcessKubelet:
             state = {"running": {"startedAt": c.started_at}}
         else:
             state = {"waiting": {"reason": "ContainerCreating"}}
+        container_id = f"inprocess://{c.sim.id}" if c.sim is not None \
+            else f"process://{c.process.pid if c.process else 0}"
         return {"name": c.name, "image": image, "imageID": f"process://{image}",
-                "containerID": f"process://{c.process.pid if c.process else 0}",
+                "containerID": container_id,
                 "ready": "running" in state, "started": "running" in state,
                 "restartCount": c.restart_count, "state": state}
 
@@ -513,6 +541,7 @@ class ProcessKubelet:
         for run in self.pods.values():
             for c in run.containers:
                 self._signal(c, signal.SIGKILL)
+        await self.sims.close()
 
 
 async def amain(args: argparse.Namespace) -> None:
