@@ -89,7 +89,7 @@ async def _run_lifecycle(url: str, before_step: Hook | None = None) -> Resources
     resources = Resources()
     store = MirrorStore(url)
     try:
-        async with MirrorWriter(store, resources.drain, backoff_initial=0.05,
+        async with MirrorWriter(store=store, on_applied=resources.drain, backoff_initial=0.05,
                                 backoff_max=0.5) as writer:
             for index, (action, actor, phase, spec, status) in enumerate(LIFECYCLE):
                 if before_step is not None:
@@ -169,7 +169,7 @@ async def test_writer_coalesces_queued_bodies_without_losing_their_entries(
 ) -> None:
     resources = Resources()
     store = MirrorStore(migrated_url)
-    writer = MirrorWriter(store, resources.drain)
+    writer = MirrorWriter(store=store, on_applied=resources.drain)
     for action in ("create", "admitted", "started", "pause", "paused"):
         writer.submit_job(resources.record("uid-1", action, "alice", "Running"))
     # An older body delivered late must not replace the newer one in the queue.
@@ -195,7 +195,8 @@ async def test_a_body_the_database_rejects_backs_off_alone_and_others_are_writte
     store = MirrorStore(migrated_url)
     # priority is an int4 column: the API's validation would refuse this, PostgreSQL does.
     poison = job_body("uid-bad", "bad", priority=2**40, status={"phase": "Pending"})
-    async with MirrorWriter(store, resources.drain, backoff_initial=0.05) as writer:
+    async with MirrorWriter(store=store, on_applied=resources.drain,
+                            backoff_initial=0.05) as writer:
         writer.submit_job(poison)
         for uid in ("uid-1", "uid-2"):
             writer.submit_job(resources.record(uid, "create", "alice", "Pending"))
@@ -218,7 +219,7 @@ async def test_writer_records_a_deletion_at_once_and_forgets_the_queued_body(
 ) -> None:
     resources = Resources()
     store = MirrorStore(migrated_url)
-    writer = MirrorWriter(store, resources.drain)
+    writer = MirrorWriter(store=store, on_applied=resources.drain)
     body = resources.record("uid-1", "cancelled", "alice", "Cancelled")
     writer.notify(body)
     body["metadata"]["deletionTimestamp"] = "2026-01-01T03:00:00Z"
@@ -239,7 +240,7 @@ async def test_an_unreadable_body_is_counted_and_not_raised_into_the_reconciler(
     migrated_url: str,
 ) -> None:
     store = MirrorStore(migrated_url)
-    writer = MirrorWriter(store)
+    writer = MirrorWriter(store=store)
     body = job_body("uid-1", "job", status={"mirror": {"seq": 1, "pending": [{"seq": 1}]}})
 
     writer.notify(body)
@@ -253,7 +254,7 @@ async def test_deleting_while_postgres_is_unreachable_raises_so_the_finalizer_re
 ) -> None:
     unreachable = database_url.rsplit(":", 1)[0] + ":1/nowhere"
     store = MirrorStore(unreachable, connect_timeout=1)
-    writer = MirrorWriter(store)
+    writer = MirrorWriter(store=store)
     body = job_body("uid-1", "job", status={"phase": "Cancelled"})
 
     with pytest.raises(Exception) as failed:  # noqa: PT011 - checked just below

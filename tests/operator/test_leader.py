@@ -27,7 +27,8 @@ TAKEOVER_BOUND = LEASE + 2 * RETRY * (1 + JITTER) + 0.5
 
 
 def candidate(kube: KubeClient, namespace: str, identity: str, **options: Any) -> LeaderElector:
-    return LeaderElector(kube, namespace, LEASE_NAME, identity, lease_duration=LEASE,
+    return LeaderElector(client=kube, namespace=namespace, name=LEASE_NAME, identity=identity,
+                         lease_duration=LEASE,
                          renew_deadline=RENEW, retry_period=RETRY, **options)
 
 

@@ -25,8 +25,8 @@ from __future__ import annotations
 import copy
 import itertools
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -365,3 +365,24 @@ class FakeKube:
             if fixed in current["metadata"]:
                 result["metadata"][fixed] = current["metadata"][fixed]
         return result
+
+
+@dataclass
+class RecordingMirror:
+    """The PostgreSQL mirror's side of a reconciler, recorded (the Mirror protocol)."""
+
+    kube: FakeKube
+    resource: Resource
+    notified: list[Obj] = field(default_factory=list)
+    deletions: list[tuple[str, str]] = field(default_factory=list)
+    # Whether the object still existed on the API server when its deletion was recorded.
+    present_at_deletion: list[bool] = field(default_factory=list)
+
+    def notify(self, body: Mapping[str, Any]) -> None:
+        self.notified.append(dict(body))
+
+    async def record_deletion(self, body: Mapping[str, Any], performed_by: str) -> None:
+        meta = body["metadata"]
+        self.deletions.append((meta["uid"], performed_by))
+        self.present_at_deletion.append(
+            self.kube.stored(self.resource, meta["name"], meta["namespace"]) is not None)

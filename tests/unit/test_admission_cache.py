@@ -178,3 +178,14 @@ def test_the_queue_stays_in_order_after_many_changes() -> None:
         order.append(key.name)
         cache.observe(job(key.name, job_type="finance", phase="Succeeded"))
     assert order == ["j001", "j003", "j005", "j007", "j009"]
+
+
+def test_a_new_pending_job_is_admitted_at_once_when_there_is_room() -> None:
+    """So its first reconcile goes straight to Running: one status write, not two."""
+    cache = JobCache()
+    cache.observe(job("fresh", phase="Pending"))
+    adm, _ = admitter(cache)
+    assert names(adm.pass_once()) == ["fresh"]
+    cache.observe(job("fresh", phase="Pending"))  # a later event, still Pending
+    assert adm.pass_once() == []
+    assert adm.granted_count == 1

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from fake_kube import Call, FakeKube
+from fake_kube import Call, FakeKube, RecordingMirror
 from redis.asyncio.client import PubSub
-
 from sync_operator.api.common import API_VERSION, FINALIZER, SYNCJOBS, Phase, Reason
 from sync_operator.app.clock import ManualClock
 from sync_operator.kube.conditions import get_condition
@@ -49,27 +48,6 @@ NOW = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 IDENTITY = "sync-operator-0"
 TIMEOUTS = Timeouts(pause_grace_seconds=60, cancel_grace_seconds=30,
                     heartbeat_stale_seconds=60)
-
-
-@dataclass
-class RecordingMirror:
-    """The PostgreSQL mirror's side of the reconciler, recorded (Mirror protocol)."""
-
-    kube: FakeKube
-    notified: list[Body] = field(default_factory=list)
-    deletions: list[tuple[str, str]] = field(default_factory=list)
-    # Whether the object still existed on the API server when its deletion was recorded.
-    present_at_deletion: list[bool] = field(default_factory=list)
-
-    # Mapping: accepts whichever body type the Mirror protocol is annotated with.
-    def notify(self, body: Mapping[str, Any]) -> None:
-        self.notified.append(dict(body))
-
-    async def record_deletion(self, body: Mapping[str, Any], performed_by: str) -> None:
-        meta = body["metadata"]
-        self.deletions.append((meta["uid"], performed_by))
-        self.present_at_deletion.append(
-            self.kube.stored(SYNCJOBS, meta["name"], meta["namespace"]) is not None)
 
 
 @dataclass
@@ -135,12 +113,13 @@ async def world(redis_server: RedisServer,
     link = RunnerLink(redis_server.url)
     grants = Admission()
     relay = ProgressRelay(client=kube.client, interval=1.0, on_state_change=lambda key: None)
-    mirror = RecordingMirror(kube)
+    mirror = RecordingMirror(kube, SYNCJOBS)
     metrics = OperatorMetrics()
     settings = JobSettings(image="registry.local/sync-runner:test", redis_url=redis_server.url)
     capacity_changes: list[int] = []
     reconciler = Reconciler(
-        client=kube.client, link=link, recorder=EventRecorder(kube.client, IDENTITY),
+        client=kube.client, link=link,
+        recorder=EventRecorder(client=kube.client, instance=IDENTITY),
         admission=grants, relay=relay, job_settings=settings, timeouts=TIMEOUTS,
         identity=IDENTITY, mirror=mirror, metrics=metrics,
         on_capacity_change=lambda: capacity_changes.append(1), clock=clock.now)

@@ -7,14 +7,13 @@ The API server is the in-memory fake (fake_kube.py); time is a ManualClock.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from fake_kube import FakeKube
-
+from fake_kube import FakeKube, RecordingMirror
 from sync_operator.api.common import API_VERSION, FINALIZER, SYNCJOBS, SYNCSCHEDULES, Phase
 from sync_operator.app.clock import ManualClock
 from sync_operator.kube.conditions import get_condition
@@ -38,26 +37,6 @@ TICK_JOB = f"nightly-{int(TICK.timestamp()) // 60}"
 
 
 @dataclass
-class RecordingMirror:
-    """The PostgreSQL mirror's side of the reconciler, recorded (Mirror protocol)."""
-
-    kube: FakeKube
-    notified: list[Body] = field(default_factory=list)
-    deletions: list[tuple[str, str]] = field(default_factory=list)
-    present_at_deletion: list[bool] = field(default_factory=list)
-
-    # Mapping: accepts whichever body type the Mirror protocol is annotated with.
-    def notify(self, body: Mapping[str, Any]) -> None:
-        self.notified.append(dict(body))
-
-    async def record_deletion(self, body: Mapping[str, Any], performed_by: str) -> None:
-        meta = body["metadata"]
-        self.deletions.append((meta["uid"], performed_by))
-        self.present_at_deletion.append(
-            self.kube.stored(SYNCSCHEDULES, meta["name"], meta["namespace"]) is not None)
-
-
-@dataclass
 class World:
     kube: FakeKube
     clock: ManualClock
@@ -67,7 +46,8 @@ class World:
                    deleter: Callable[[str], Awaitable[str | None]] | None = None,
                    ) -> ScheduleReconciler:
         return ScheduleReconciler(
-            client=self.kube.client, recorder=EventRecorder(self.kube.client, "test"),
+            client=self.kube.client,
+            recorder=EventRecorder(client=self.kube.client, instance="test"),
             clock=self.clock.now, mirror=mirror, deleter=deleter, metrics=self.metrics)
 
     def status(self) -> Body:
@@ -266,7 +246,7 @@ async def test_deletion_records_who_deleted_the_schedule_then_removes_the_finali
         world: World) -> None:
     schedule = seed_schedule(world, finalizer=True, deleting=True)
     uid = schedule["metadata"]["uid"]
-    mirror = RecordingMirror(world.kube)
+    mirror = RecordingMirror(world.kube, SYNCSCHEDULES)
     asked: list[str] = []
 
     async def deleter(of: str) -> str | None:
@@ -285,7 +265,7 @@ async def test_deletion_records_who_deleted_the_schedule_then_removes_the_finali
 async def test_with_a_mirror_a_live_schedule_gets_the_finalizer_and_is_mirrored(
         world: World) -> None:
     seed_schedule(world)
-    mirror = RecordingMirror(world.kube)
+    mirror = RecordingMirror(world.kube, SYNCSCHEDULES)
 
     await world.reconciler(mirror=mirror).reconcile(KEY)
 

@@ -289,3 +289,10 @@ def test_a_very_long_runner_error_is_cut_to_fit_the_schema() -> None:
                        runner=runner(RunnerState.FAILED, error="x" * 100_000))
     assert len(decision.status["error"]) <= 4096
     assert len(condition(decision, "Failed")["message"]) <= 4096
+
+
+def test_a_new_job_granted_at_once_runs_in_its_first_decision() -> None:
+    decision = observe(None, granted=True)
+    assert decision.phase == Phase.RUNNING
+    assert any(isinstance(a, CreateJob) for a in decision.actions)
+    assert [n.audit for n in decision.notes] == ["queued", "started"]

@@ -84,7 +84,7 @@ def default_identity() -> str:
 class LeaderElector:
     """Campaigns for one Lease; runs the leader work only while holding it."""
 
-    def __init__(self, client: KubeClient, namespace: str, name: str, identity: str, *,
+    def __init__(self, *, client: KubeClient, namespace: str, name: str, identity: str,
                  lease_duration: float = 15.0, renew_deadline: float = 10.0,
                  retry_period: float = 2.0, clock: Clock | None = None,
                  release_on_cancel: bool = True) -> None:

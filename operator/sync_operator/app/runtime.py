@@ -61,7 +61,7 @@ class Runtime:
         self.queue: WorkQueue[ObjectKey] = WorkQueue()
         self.schedule_queue: WorkQueue[ObjectKey] = WorkQueue()
         self.link = RunnerLink(settings.redis_url)
-        self.recorder = EventRecorder(self.client, self.identity)
+        self.recorder = EventRecorder(client=self.client, instance=self.identity)
         # What our own writes left, so their watch echoes start no reconcile.
         self.own_writes = OwnWrites()
         self.store = MirrorStore(settings.database_url) if settings.database_url else None
@@ -97,7 +97,8 @@ class Runtime:
             mirror=self.mirror, deleter=self.link.deleter if self.mirror else None,
             metrics=self.metrics)
         self.elector = LeaderElector(
-            self.client, settings.lease_namespace, settings.lease_name, self.identity,
+            client=self.client, namespace=settings.lease_namespace, name=settings.lease_name,
+            identity=self.identity,
             lease_duration=settings.lease_duration_seconds,
             renew_deadline=settings.lease_renew_deadline_seconds,
             retry_period=settings.lease_retry_period_seconds)

@@ -17,7 +17,7 @@ COMPONENT = "sync-operator"
 
 
 class EventRecorder:
-    def __init__(self, client: KubeClient, instance: str) -> None:
+    def __init__(self, *, client: KubeClient, instance: str) -> None:
         self.client = client
         self.instance = instance
 

@@ -38,7 +38,7 @@ class MirrorLink:
                  own_writes: OwnWrites | None = None) -> None:
         self.client = client
         self.own_writes = own_writes or OwnWrites()
-        self.writer = MirrorWriter(store, on_applied=self.drain)
+        self.writer = MirrorWriter(store=store, on_applied=self.drain)
         self._where: dict[str, tuple[Resource, str, str]] = {}
 
     def notify(self, body: Mapping[str, Any]) -> None:

@@ -77,7 +77,7 @@ class _Work:
 class MirrorWriter:
     """Applies the newest body per resource to a MirrorStore, retrying until it sticks."""
 
-    def __init__(self, store: MirrorStore, on_applied: AppliedCallback | None = None, *,
+    def __init__(self, *, store: MirrorStore, on_applied: AppliedCallback | None = None,
                  backoff_initial: float = 0.2, backoff_max: float = 30.0,
                  callback_timeout: float = 10.0) -> None:
         self.store = store

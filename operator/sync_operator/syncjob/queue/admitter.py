@@ -4,10 +4,10 @@ assumes (grants.py) for the reconciler to read.
 A pass reads memory only: per type, the most urgent waiting job, while its type and
 the global limit have room (the same order and work-conserving rule as plan.py). It
 costs work in proportion to what it admits plus the grants still in flight, not to the
-number of SyncJobs. A grant is held until the cache shows the job out of Queued, so a
-job granted but not yet started counts against the limits; passes wait for the first
-full LIST of a leadership term (`mark_synced`), so a half-filled cache never
-over-admits.
+number of SyncJobs. A grant is held until the cache shows the job out of Pending and
+Queued, so a job granted but not yet started counts against the limits; passes wait
+for the first full LIST of a leadership term (`mark_synced`), so a half-filled cache
+never over-admits.
 
 Queue positions are not written into the waiting jobs' status (that rewrote every
 waiting job at each admission); `kubectl sync` computes them on read.
@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sync_operator.api.common import JobType, Phase
+from sync_operator.api.common import JobType
 from sync_operator.kube.keys import ObjectKey
 from sync_operator.syncjob.queue.cache import JobCache, WaitingJob
 from sync_operator.syncjob.queue.grants import AdmissionView, Grants
@@ -131,7 +131,8 @@ class Admitter:
         """Admit what fits now; returns the keys admitted (most urgent first)."""
         self.passes += 1
         for uid in self._grants:
-            if self.cache.phase(uid) != Phase.QUEUED:
+            phase = self.cache.phase(uid)
+            if phase is None or not phase.is_waiting:
                 self._grants.release(uid)  # started (its phase holds it now), or gone
         limits = self._limits
         total = self.cache.holding_total + len(self._grants)

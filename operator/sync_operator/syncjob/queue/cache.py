@@ -28,7 +28,9 @@ SortKey = tuple[int, datetime, str]
 
 @dataclass(frozen=True)
 class WaitingJob:
-    """A Queued SyncJob that may be admitted (not paused, cancelled or deleting)."""
+    """A Pending or Queued SyncJob that may be admitted (not paused, cancelled or
+    deleting). A Pending one granted at once goes straight to Running in its first
+    reconcile: one status write instead of two when there is room."""
 
     uid: str
     key: ObjectKey
@@ -69,7 +71,7 @@ class JobCache:
         spec = body.get("spec") or {}
         job_type = str(spec.get("jobType", ""))
         waiting = None
-        if phase == Phase.QUEUED and not spec.get("paused") and not spec.get("cancel") \
+        if phase.is_waiting and not spec.get("paused") and not spec.get("cancel") \
                 and not meta.get("deletionTimestamp"):
             candidate = candidate_from_body(body)
             waiting = WaitingJob(uid, ObjectKey.of(body), job_type, candidate.sort_key)
