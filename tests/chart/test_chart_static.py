@@ -243,3 +243,67 @@ def _leaf(nested: Any) -> Any:
     while isinstance(nested, dict) and nested:
         nested = next(iter(nested.values()))
     return nested
+
+
+def _policies(release: Any) -> dict[str, dict[str, Any]]:
+    return {m["metadata"]["name"]: m for m in release.of_kind("NetworkPolicy")}
+
+
+def test_network_policies_open_only_the_webhook_and_metrics_ports(helm_binary: Path) -> None:
+    release = render("sync-system")
+    policies = _policies(release)
+    operator = policies[release.fullname]
+    spec = operator["spec"]
+    assert spec["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "operator"
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    webhook, metrics = spec["ingress"]
+    # The webhook: from anywhere (the API server's address is unknown), its port only.
+    assert webhook == {"ports": [{"protocol": "TCP", "port": 9443}]}
+    assert metrics["ports"] == [{"protocol": "TCP", "port": 8080}]
+    assert metrics["from"] == [{"namespaceSelector": {}, "podSelector": {}}]
+    assert spec["egress"] == [{}]
+    # The health port (8081) is not opened: kubelet probes pass regardless.
+    opened = {p["port"] for rule in spec["ingress"] for p in rule["ports"]}
+    assert opened == {9443, 8080}
+
+    runner = policies[f"{release.fullname}-runner"]
+    assert runner["metadata"]["namespace"] == "sync-system"
+    assert runner["spec"]["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/managed-by": "sync-operator", "app.kubernetes.io/name": "sync-runner"}
+    assert runner["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert runner["spec"]["ingress"] == []
+    assert runner["spec"]["egress"] == [{}]
+
+
+def test_network_policy_values_restrict_scrapers_and_runner_egress(helm_binary: Path) -> None:
+    postgres = {"to": [{"ipBlock": {"cidr": "10.0.5.0/24"}}],
+                "ports": [{"protocol": "TCP", "port": 5432}]}
+    release = render("sync-system", {
+        "watchNamespace": "jobs", "webhook": {"port": 8443},
+        "networkPolicy": {
+            "metrics": {"namespaceSelector": {"matchLabels": {
+                "kubernetes.io/metadata.name": "monitoring"}}},
+            "runner": {"egress": [postgres]}}})
+    policies = _policies(release)
+    ingress = policies[release.fullname]["spec"]["ingress"]
+    assert ingress[0]["ports"] == [{"protocol": "TCP", "port": 8443}]
+    assert ingress[1]["from"] == [{"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": "monitoring"}}, "podSelector": {}}]
+    runner = policies[f"{release.fullname}-runner"]
+    assert runner["metadata"]["namespace"] == "jobs"  # where the runner pods are
+    dns, allowed = runner["spec"]["egress"]
+    assert {p["port"] for p in dns["ports"]} == {53}
+    assert allowed == postgres
+
+    several = render("sync-system", {"networkPolicy": {"runner": {"namespaces": ["a", "b"]}}})
+    assert sorted(p["metadata"]["namespace"] for p in several.of_kind("NetworkPolicy")
+                  if p["metadata"]["name"].endswith("-runner")) == ["a", "b"]
+
+
+def test_network_policies_can_be_turned_off_and_follow_disabled_ports(
+        helm_binary: Path) -> None:
+    assert render("sync-system", {"networkPolicy": {"enabled": False}}).of_kind(
+        "NetworkPolicy") == []
+    release = render("sync-system", {"webhook": {"enabled": False},
+                                      "metrics": {"enabled": False}})
+    assert not _policies(release)[release.fullname]["spec"].get("ingress")  # deny all

@@ -12,12 +12,14 @@ from pydantic import ValidationError
 
 from sync_operator.audit.outbox import (
     DROPPED_ACTION,
+    MAX_PENDING_BYTES,
     AuditEntry,
     append_entry,
     bump_seq,
     drained,
     dropped_count,
     mirror_seq,
+    pending_bytes,
     pending_entries,
 )
 from sync_operator.mirror import JobSnapshot, ScheduleSnapshot
@@ -79,6 +81,64 @@ def test_overflowing_entries_are_dropped_oldest_first_and_counted() -> None:
     marker = pending_entries(mirror)[0]
     assert (marker.action, marker.details) == (DROPPED_ACTION, {"count": 2, "lastSeq": 2})
     assert marker.idempotency_key("uid") == "uid:dropped:2"
+
+
+def test_the_outbox_is_bounded_in_bytes_and_the_oldest_are_counted_as_dropped() -> None:
+    mirror: dict[str, Any] | None = None
+    for n in range(1, 21):  # about 600 bytes each: 20 of them cannot fit in 4 KiB
+        mirror = append_entry(mirror, "schedule_update", "bob", None,
+                              {"n": n, "params": "p" * 500}, AT, max_bytes=4096)
+        assert pending_bytes(mirror) <= 4096
+    assert mirror is not None
+
+    seqs = [e["seq"] for e in mirror["pending"]]
+    assert seqs == list(range(seqs[0], 21))  # the newest kept, in order, none skipped
+    assert len(seqs) < 20
+    # Every entry is accounted for: kept, or counted in the marker up to its seq.
+    assert dropped_count(mirror) == seqs[0] - 1
+    marker = pending_entries(mirror)[0]
+    assert (marker.action, marker.details) == (
+        DROPPED_ACTION, {"count": seqs[0] - 1, "lastSeq": seqs[0] - 1})
+
+
+def test_huge_details_are_summarised_so_the_default_bound_holds() -> None:
+    params = {f"key{i}": "v" * 1000 for i in range(100)}  # about 100 KiB per edit
+    mirror: dict[str, Any] | None = None
+    for _ in range(40):
+        mirror = append_entry(mirror, "schedule_update", "alice", None,
+                              {"jobTemplate": {"params": params}}, AT)
+    assert mirror is not None
+
+    assert pending_bytes(mirror) <= MAX_PENDING_BYTES
+    details = mirror["pending"][-1]["details"]
+    assert details["truncated"] is True
+    assert details["bytes"] > 100_000
+    assert details["keys"] == ["jobTemplate"]
+    assert len(mirror["pending"]) == 40  # small once summarised: nothing dropped
+    assert dropped_count(mirror) == 0
+
+
+def test_many_mid_sized_entries_overflow_the_default_byte_bound_not_silently() -> None:
+    mirror: dict[str, Any] | None = None
+    for n in range(1, 101):  # about 20 KiB each, under the per-entry cap: 2 MiB in all
+        mirror = append_entry(mirror, "schedule_update", "alice", None,
+                              {"n": n, "params": "x" * 20_000}, AT)
+    assert mirror is not None
+
+    assert pending_bytes(mirror) <= MAX_PENDING_BYTES
+    kept = len(mirror["pending"])
+    assert 0 < kept < 100
+    assert dropped_count(mirror) + kept == 100
+    assert mirror["pending"][-1]["details"]["n"] == 100
+
+
+def test_action_and_actor_are_clipped_to_the_schema() -> None:
+    mirror = append_entry(None, "a" * 100, "u" * 1000, None, None, AT)
+
+    [entry] = mirror["pending"]
+    assert len(entry["action"]) == 64
+    assert len(entry["performedBy"]) == 512
+    assert entry["performedBy"].endswith("…")
 
 
 def test_append_entry_refuses_naive_timestamps() -> None:

@@ -150,6 +150,33 @@ async def test_deleting_a_job_is_recorded_once_and_its_first_time_kept(
     assert (row["status"], row["deleted_at"]) == ("Cancelled", AT)
 
 
+async def test_a_job_deleted_while_running_leaves_a_final_row_saying_deleted(
+    store: MirrorStore, migrated_url: str,
+) -> None:
+    mirror = append_entry(None, "started", "system", "Running", None, AT)
+    running = _job(mirror, "Running", startedAt="2026-01-01T03:00:00Z")
+    await store.apply_job(JobSnapshot.from_body(running), pending_entries(mirror))
+    gone_at = AT + timedelta(minutes=5)
+
+    await store.mark_job_deleted(JobSnapshot.from_body(running), pending_entries(mirror),
+                                 deleted_at=gone_at, performed_by="alice")
+    # A retried finalizer, and a late queued apply of a newer Running body.
+    await store.mark_job_deleted(JobSnapshot.from_body(running), pending_entries(mirror),
+                                 deleted_at=gone_at + timedelta(minutes=1),
+                                 performed_by="alice")
+    later = _job(mirror, "Running", startedAt="2026-01-01T03:00:00Z")
+    later["metadata"]["resourceVersion"] = "999999"
+    await store.apply_job(JobSnapshot.from_body(later), pending_entries(mirror))
+
+    [row] = await _control(migrated_url)
+    assert (row["status"], row["deleted_at"], row["completed_at"]) == (
+        "Deleted", gone_at, gone_at)
+    assert row["started_at"] == AT
+    assert row["updated_at"] >= row["created_at"]
+    assert [(r["action"], r["phase"]) for r in await _audit(migrated_url)] == [
+        ("started", "Running"), ("delete", "Running")]
+
+
 async def test_dropped_entries_leave_one_marker_row(store: MirrorStore,
                                                     migrated_url: str) -> None:
     mirror = None

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from sync_operator.api.common import SYNCJOBS
 from sync_operator.kube import ApiError, KubeClient
+from sync_operator.kube.conditions import get_condition
+from sync_operator.syncjob.rejection import refused_fields, rejected_status, rejection_message
 from testkit.syncjobs import syncjob
 
 pytestmark = pytest.mark.cluster
@@ -70,3 +73,35 @@ async def test_cancel_cannot_be_unset_and_fields_are_immutable_after_start(
     # Priority and pause stay editable.
     updated = await kube.patch(SYNCJOBS, "fixed", {"spec": {"priority": 2}}, namespace)
     assert updated["spec"]["priority"] == 2
+
+
+async def test_a_refused_status_names_its_field_and_the_fallback_status_is_accepted(
+        kube: KubeClient, namespace: str, crds: list[str]) -> None:
+    """What the reconciler does on a 422 (syncjob/rejection.py), against the real schema:
+    the fields come out of the API server's own answer, and the Failed status it writes
+    instead is one the server accepts."""
+    created = await kube.create(SYNCJOBS, syncjob("refused", "quran"), namespace)
+    running = {"phase": "Running", "startedAt": "2026-03-01T10:00:00Z"}
+    body = await kube.patch(SYNCJOBS, "refused", {"status": running}, namespace,
+                            subresource="status")
+    with pytest.raises(ApiError) as err:
+        await kube.patch(SYNCJOBS, "refused", {"status": {
+            "progress": {"done": 1, "unit": "u" * 65},
+            "conditions": [{"type": "Failed", "status": "True", "reason": "not a reason",
+                            "message": "", "lastTransitionTime": "2026-03-01T10:00:00Z"}]},
+        }, namespace, subresource="status")
+    assert err.value.status == 422
+    assert set(refused_fields(err.value)) >= {"status.progress.unit",
+                                              "status.conditions[0].reason"}
+    message = rejection_message(err.value)
+    assert "status.progress.unit" in message
+
+    failed = rejected_status(body["status"], message, now=datetime.now(UTC),
+                             generation=int(created["metadata"]["generation"]),
+                             identity="sync-operator-test")
+    stored = await kube.patch(SYNCJOBS, "refused", {"status": failed}, namespace,
+                              subresource="status")
+    assert stored["status"]["phase"] == "Failed"
+    condition = get_condition(stored["status"]["conditions"], "Failed")
+    assert condition is not None
+    assert condition["reason"] == "StatusRejected"

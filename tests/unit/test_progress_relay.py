@@ -340,3 +340,17 @@ async def test_the_eta_appears_once_there_is_a_rate_and_restarts_with_a_new_run(
     assert (await written(4, report(20, 100, at=2001.0)))["etaSeconds"] == 8  # 10/s, 80 left
     # Without a total there is nothing to estimate, and the stale ETA is not kept.
     assert "etaSeconds" not in await written(5, report(30, None, at=2002.0))
+
+
+async def test_a_new_job_is_seeded_with_the_report_redis_holds(harness: Harness) -> None:
+    """After an operator restart the relay is the one writer of status.progress, so the
+    progress made while nobody listened must reach the status through it."""
+    relay, client = harness.relay, harness.client
+    relay.register("uid-a", KEY, "Running", latest=report(37))
+    (write,) = await client.wait_calls(1)
+    assert write.progress["done"] == 37
+    # Registering again (every reconcile does) never re-seeds an older report.
+    relay.register("uid-a", KEY, "Running", latest=report(5))
+    await relay.on_status("uid-a", report(38))
+    calls = await client.wait_calls(2)
+    assert [c.progress["done"] for c in calls] == [37, 38]

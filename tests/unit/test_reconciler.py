@@ -18,8 +18,10 @@ import pytest
 import redis.asyncio as aioredis
 from fake_kube import Call, FakeKube, RecordingMirror
 from redis.asyncio.client import PubSub
+
 from sync_operator.api.common import API_VERSION, FINALIZER, SYNCJOBS, Phase, Reason
 from sync_operator.app.clock import ManualClock
+from sync_operator.kube import ApiError
 from sync_operator.kube.conditions import get_condition
 from sync_operator.kube.events import EventRecorder
 from sync_operator.kube.keys import ObjectKey
@@ -418,7 +420,11 @@ async def test_cancel_of_a_running_job_goes_through_redis_and_follows_the_relay(
 
     await world.reconcile("busy")
     assert world.relay.tracks[uid].phase == "Running"
-    assert world.status("busy")["progress"]["done"] == 10
+    # status.progress is the relay's while the job runs: it is seeded with what Redis holds.
+    assert "progress" not in world.status("busy")
+    latest = world.relay.tracks[uid].latest
+    assert latest is not None
+    assert latest.progress.done == 10
 
     await world.kube.patch(SYNCJOBS, "busy", {"spec": {"cancel": True}}, NS)
     requeue = await world.reconcile("busy")
@@ -507,3 +513,94 @@ async def test_deletion_of_a_finished_job_sends_no_cancel_and_credits_unknown(
         await pubsub.aclose()  # type: ignore[no-untyped-call]
     assert world.mirror.deletions == [(uid, "unknown")]
     assert world.stored("old") is None
+
+
+# -- a status the API server refuses (422) --------------------------------------------
+
+
+def refuse_status(field: str, detail: str) -> Callable[[], None]:
+    """A hook making the next status write answer 422 Invalid, as the API server does."""
+    def refuse() -> None:
+        message = (f'SyncJob.sync.jobcontrol.io "x" is invalid: {field}: {detail}')
+        raise ApiError(422, "Invalid", message, {
+            "kind": "Status", "status": "Failure", "reason": "Invalid", "code": 422,
+            "message": message,
+            "details": {"causes": [{"reason": "FieldValueInvalid", "field": field,
+                                    "message": detail}]}})
+    return refuse
+
+
+async def test_a_refused_status_write_fails_the_job_visibly_and_releases_its_slot(
+        world: World) -> None:
+    body = seed_syncjob(world, "refused", phase=Phase.RUNNING, status={
+        "runStartedAt": format_time(NOW - timedelta(seconds=30)),
+        "conditions": [{"type": "Running", "status": "True", "reason": "Started",
+                        "message": "", "lastTransitionTime": format_time(NOW)}]})
+    uid = body["metadata"]["uid"]
+    seed_job(world, body)
+    await world.runner_reports(uid, running_report())
+    world.kube.before("patch", SYNCJOBS, refuse_status(
+        "status.progress.unit", "Too long: may not be more than 64 bytes"),
+        subresource="status")
+
+    assert await world.reconcile("refused") is None  # not raised, not retried at once
+
+    status = world.status("refused")
+    assert status["phase"] == "Failed"
+    failed = get_condition(status["conditions"], "Failed")
+    assert failed is not None
+    assert (failed["status"], failed["reason"]) == ("True", Reason.STATUS_REJECTED)
+    assert "status.progress.unit" in failed["message"]
+    assert len(failed["message"]) <= 4096
+    running = get_condition(status["conditions"], "Running")
+    assert running is not None
+    assert running["status"] == "False"
+    assert "status.progress.unit" in status["error"]
+    assert status["completedAt"]
+    # The refused decision (progress) was not written: the fallback is minimal.
+    assert "progress" not in status
+    [event] = [e for e in world.kube.events(NS, "refused")]
+    assert (event["type"], event["reason"]) == ("Warning", "StatusRejected")
+    assert "status.progress.unit" in event["message"]
+    # Audited, the pod stopped, the slot released, the mirror told.
+    assert [(e["action"], e["details"]["reason"]) for e in status["mirror"]["pending"]] == [
+        ("failed", "StatusRejected")]
+    job = world.job_of(body)
+    assert job is not None
+    assert job["spec"]["suspend"] is True
+    assert uid not in world.relay.tracks
+    assert world.capacity_changes == [1]
+    assert world.mirror.notified[-1]["status"]["phase"] == "Failed"
+
+    # No loop: the next pass sees a finished job (it may settle bookkeeping once, such
+    # as observedSpec), and after that nothing is written at all.
+    assert await world.reconcile("refused") is None
+    assert world.status("refused")["phase"] == "Failed"
+    writes = len(world.kube.writes())
+    assert await world.reconcile("refused") is None
+    assert len(world.kube.writes()) == writes
+    assert world.kube.event_reasons(NS, "refused").count("StatusRejected") == 1
+
+
+async def test_a_refused_write_of_a_finished_job_keeps_its_outcome_and_says_why(
+        world: World) -> None:
+    seed_syncjob(world, "finished", phase=Phase.SUCCEEDED)
+    world.kube.before("patch", SYNCJOBS, refuse_status(
+        "status.conditions[0].reason", "Invalid value: \"bad reason\""), subresource="status")
+
+    assert await world.reconcile("finished") is None
+
+    assert world.status("finished")["phase"] == "Succeeded"
+    assert world.kube.event_reasons(NS, "finished") == ["StatusRejected"]
+
+
+async def test_other_status_write_errors_still_go_up_to_the_queue(world: World) -> None:
+    seed_syncjob(world, "unavailable", phase=Phase.QUEUED)
+
+    def unavailable() -> None:
+        raise ApiError(503, "ServiceUnavailable", "etcd is down")
+
+    world.kube.before("patch", SYNCJOBS, unavailable, subresource="status")
+    with pytest.raises(ApiError):
+        await world.reconcile("unavailable")
+    assert world.kube.event_reasons(NS, "unavailable") == []

@@ -6,6 +6,7 @@ The API server is the in-memory fake (fake_kube.py); time is a ManualClock.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 from fake_kube import FakeKube, RecordingMirror
+
 from sync_operator.api.common import API_VERSION, FINALIZER, SYNCJOBS, SYNCSCHEDULES, Phase
 from sync_operator.app.clock import ManualClock
 from sync_operator.kube.conditions import get_condition
@@ -25,6 +27,7 @@ from sync_operator.syncschedule.reconciler import (
     SCHEDULE_LABEL,
     SCHEDULED_TIME_ANNOTATION,
     ScheduleReconciler,
+    schedule_label,
 )
 
 Body = dict[str, Any]
@@ -276,3 +279,42 @@ async def test_with_a_mirror_a_live_schedule_gets_the_finalizer_and_is_mirrored(
     assert mirror.notified[-1]["metadata"]["resourceVersion"] == \
         stored["metadata"]["resourceVersion"]
     assert mirror.notified[-1]["status"]["lastScheduleTime"] == format_time(TICK)
+
+
+async def test_a_long_schedule_name_gives_its_jobs_a_valid_label_that_still_selects_them(
+        world: World) -> None:
+    long_name = "quran-" + "x" * 200  # a valid object name (253), not a label value (63)
+    world.kube.seed(SYNCSCHEDULES, {
+        "apiVersion": API_VERSION, "kind": "SyncSchedule",
+        "metadata": {"name": long_name, "namespace": NS, "uid": str(uuid.uuid4()),
+                     "creationTimestamp": format_time(CREATED)},
+        "spec": {"jobType": "quran", "schedule": "*/5 * * * *", "timeZone": "UTC",
+                 "concurrencyPolicy": "Forbid"}})
+    key = ObjectKey(NS, long_name)
+    reconciler = world.reconciler()
+
+    await reconciler.reconcile(key)
+
+    [created] = world.syncjob_creates()
+    job = world.kube.stored(SYNCJOBS, created, NS)
+    assert job is not None
+    label = job["metadata"]["labels"][SCHEDULE_LABEL]
+    assert len(label) <= 63
+    assert re.fullmatch(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]", label)
+    assert label.startswith("quran-xxx")
+    assert label == schedule_label(long_name)
+    assert job["spec"]["scheduleRef"] == long_name
+    [listed] = world.kube.calls_of("list", SYNCJOBS)
+    assert listed.label_selector == f"{SCHEDULE_LABEL}={label}"
+
+    # The selector finds the job: at the next tick it is active, so Forbid holds off.
+    world.clock.advance(timedelta(minutes=5))
+    await reconciler.reconcile(key)
+    assert world.syncjob_creates() == [created]
+
+
+def test_short_schedule_names_stay_their_own_label() -> None:
+    assert schedule_label("nightly") == "nightly"
+    assert schedule_label("quran-daily") == "quran-daily"
+    assert schedule_label("a" * 63) == "a" * 63
+    assert schedule_label("a" * 64) != schedule_label("a" * 65)

@@ -247,11 +247,14 @@ def test_deciding_twice_on_the_same_world_asks_for_the_same_thing() -> None:
     assert again.phase == Phase.PAUSING
 
 
-def test_running_job_relays_progress_and_recreates_a_missing_job() -> None:
-    decision = observe("Running", job=None, runner=runner(RunnerState.RUNNING, done=30))
+def test_running_job_leaves_progress_to_the_relay_and_recreates_a_missing_job() -> None:
+    """One writer per field: while it runs, status.progress is the progress relay's, so a
+    reconcile (a Job event, a heartbeat check) never rewrites it."""
+    stored = {"progress": {"done": 10, "total": 100, "percent": 10}}
+    decision = observe("Running", job=None, status=stored,
+                       runner=runner(RunnerState.RUNNING, done=30))
     assert decision.phase == Phase.RUNNING
-    assert decision.status["progress"]["done"] == 30
-    assert decision.status["progress"]["percent"] == 30
+    assert decision.status["progress"] == stored["progress"]
     assert any(isinstance(a, CreateJob) for a in decision.actions)
 
 

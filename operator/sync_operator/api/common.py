@@ -194,6 +194,7 @@ class Reason(StrEnum):
     INTERRUPTED = "Interrupted"
     DUPLICATE = "Duplicate"
     COMPLETED = "Completed"
+    STATUS_REJECTED = "StatusRejected"  # the API server refused a status write (422)
     # SyncSchedule
     SCHEDULED = "Scheduled"
     SUSPENDED = "Suspended"

@@ -19,24 +19,35 @@ them. Layout (camelCase, as the rest of the status):
 Status-only changes (progress) therefore reach the control table without a new
 seq; `bump_seq` is there for a writer that wants to force one.
 
-The pending list is bounded (MAX_PENDING) because a resource must stay far
-below etcd's object size limit even through a long outage. On overflow the
-oldest entries are dropped, never silently: `dropped` counts them, and the
-writer records a `mirror_entries_dropped` audit row saying how many and up to
-which seq. All functions are pure: they return a new dict and never mutate.
+The pending list is bounded, in entries (MAX_PENDING) and in bytes of JSON
+(MAX_PENDING_BYTES), because a resource must stay far below etcd's object size
+limit (about 1.5 MiB) even through a long outage in which, say, schedule edits
+copy whole job templates into entries. One entry's details are capped too
+(MAX_DETAILS_BYTES: bigger details are replaced by a note of their size and
+keys), and its action and actor are clipped to the schema's lengths. On
+overflow the oldest entries are dropped, never silently: `dropped` counts them,
+and the writer records a `mirror_entries_dropped` audit row saying how many and
+up to which seq. All functions are pure: they return a new dict and never mutate.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from sync_operator.api import syncjob as api
+from sync_operator.api.bounds import clip, max_length
 from sync_operator.kube.timestamps import format_micro_time
 
 MAX_PENDING = 500
+MAX_PENDING_BYTES = 256 * 1024
+MAX_DETAILS_BYTES = 32 * 1024
+ACTION_MAX = max_length(api.AuditEntry, "action")
+ACTOR_MAX = max_length(api.AuditEntry, "performed_by")
 DROPPED_ACTION = "mirror_entries_dropped"
 SYSTEM_ACTOR = "system:sync-operator"
 
@@ -97,21 +108,51 @@ def append_entry(
     now: datetime,
     *,
     limit: int = MAX_PENDING,
+    max_bytes: int = MAX_PENDING_BYTES,
 ) -> StatusMirror:
-    """The new status.mirror: seq + 1 and the entry appended (oldest dropped past `limit`)."""
+    """The new status.mirror: seq + 1 and the entry appended; the oldest are dropped
+    (and counted in `dropped`) past `limit` entries or `max_bytes` of JSON."""
     result = _copy(status_mirror)
     seq = result["seq"] + 1
-    entry = AuditEntry(seq=seq, action=action, performed_by=performed_by,
-                       at=now, phase=phase, details=dict(details or {}))
+    entry = AuditEntry(seq=seq, action=clip(action, ACTION_MAX),
+                       performed_by=clip(performed_by, ACTOR_MAX), at=now, phase=phase,
+                       details=_bounded_details(dict(details or {}),
+                                                min(MAX_DETAILS_BYTES, max_bytes // 4)))
     result["seq"] = seq
     result["pending"].append(entry.model_dump(mode="json", by_alias=True, exclude={"key"}))
     result["pending"][-1]["at"] = _entry_time(now)
-    overflow = len(result["pending"]) - max(limit, 1)
+    pending = result["pending"]
+    overflow = max(0, len(pending) - max(limit, 1))
+    sizes = [_json_size(e) + 1 for e in pending]  # + 1: the comma between entries
+    total = sum(sizes) - sum(sizes[:overflow])
+    while overflow < len(pending) - 1 and total > max_bytes:
+        total -= sizes[overflow]
+        overflow += 1
     if overflow > 0:
-        lost, result["pending"] = result["pending"][:overflow], result["pending"][overflow:]
+        lost, result["pending"] = pending[:overflow], pending[overflow:]
         result["dropped"] = {"count": dropped_count(result) + overflow,
                              "lastSeq": int(lost[-1]["seq"]), "at": _entry_time(now)}
     return result
+
+
+def _json_size(value: Any) -> int:
+    """Bytes of `value` as compact JSON (about what it takes in etcd)."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False,
+                          default=str).encode())
+
+
+def pending_bytes(status_mirror: Mapping[str, Any] | None) -> int:
+    """Bytes of JSON the pending entries take."""
+    return _json_size(list((status_mirror or {}).get("pending") or []))
+
+
+def _bounded_details(details: dict[str, Any], limit: int) -> dict[str, Any]:
+    """`details`, or, when bigger than `limit` bytes, a note of what they were."""
+    size = _json_size(details)
+    if size <= limit:
+        return details
+    return {"truncated": True, "bytes": size,
+            "keys": [clip(str(k), 64) for k in list(details)[:50]]}
 
 
 def bump_seq(status_mirror: Mapping[str, Any] | None) -> StatusMirror:

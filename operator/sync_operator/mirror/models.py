@@ -58,6 +58,7 @@ class SyncJobControl(Base):
         Index(None, "job_type", "status"),
         Index(None, "namespace", "job_name"),
         Index(None, "status"),
+        Index(None, "created_at"),  # 0003
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -128,6 +129,7 @@ class SyncJobAuditLog(Base):
         Index(None, "job_uid", "performed_at"),
         Index(None, "action"),
         Index(None, "performed_by"),
+        Index(None, "performed_at"),  # 0003: an audit row's creation time
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, text, tuple_, update
+from sqlalchemy import case, func, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -28,6 +28,10 @@ from sync_operator.mirror.snapshots import JobSnapshot, ScheduleSnapshot
 from sync_operator.mirror.urls import async_url, safe
 
 DELETE_ACTION = "delete"
+# sync_job_control.status of a job deleted before it finished (Pending, Running, ...):
+# the row is final, and must not go on saying the job runs.
+DELETED_STATUS = "Deleted"
+_FINISHED = ("Succeeded", "Failed", "Cancelled")
 
 # Columns an upsert may overwrite; created_at and deleted_at are never taken back.
 _JOB_COLUMNS = (
@@ -163,7 +167,12 @@ class MirrorStore:
         details: Mapping[str, Any] | None = None,
     ) -> int:
         """Record a SyncJob's deletion (for its finalizer): entries, a `delete` audit
-        row and deleted_at, in one transaction; repeating it changes nothing."""
+        row and deleted_at, in one transaction; repeating it changes nothing.
+
+        A job that had finished keeps its outcome as status; one deleted before it
+        finished gets status Deleted and completed_at = deleted_at, so the final row
+        says the job was deleted, not that it still runs. Once deleted_at is set, no
+        later snapshot (a late queued body) changes the row."""
         deletion = _deletion_entry(deleted_at, performed_by, snapshot.phase, details)
         async with self._engine.begin() as conn:
             await self._insert_audit(conn, snapshot.uid, snapshot.job_id, snapshot.namespace,
@@ -173,7 +182,11 @@ class MirrorStore:
                 update(SyncJobControl)
                 .where(SyncJobControl.job_uid == snapshot.uid,
                        SyncJobControl.deleted_at.is_(None))
-                .values(deleted_at=deleted_at, updated_at=func.now())
+                .values(
+                    deleted_at=deleted_at, updated_at=func.now(),
+                    status=case((SyncJobControl.status.in_(_FINISHED), SyncJobControl.status),
+                                else_=DELETED_STATUS),
+                    completed_at=func.coalesce(SyncJobControl.completed_at, deleted_at))
             )
         return snapshot.seq
 
@@ -234,8 +247,9 @@ class MirrorStore:
         stmt = stmt.on_conflict_do_update(
             index_elements=[SyncJobControl.job_uid],
             set_={**{c: stmt.excluded[c] for c in _JOB_COLUMNS}, "updated_at": func.now()},
-            where=tuple_(SyncJobControl.last_seq, SyncJobControl.resource_version)
-            < tuple_(stmt.excluded["last_seq"], stmt.excluded["resource_version"]),
+            where=(tuple_(SyncJobControl.last_seq, SyncJobControl.resource_version)
+                   < tuple_(stmt.excluded["last_seq"], stmt.excluded["resource_version"]))
+            & SyncJobControl.deleted_at.is_(None),  # a deleted job's row is final
         )
         await conn.execute(stmt)
 

@@ -63,9 +63,16 @@ class ProgressRelay:
         self.writes = 0
         self._wake = asyncio.Event()
 
-    def register(self, uid: str, key: ObjectKey, phase: str) -> None:
-        """Relay this job's progress while it is in `phase` (a phase that holds a pod)."""
-        track = self.tracks.setdefault(uid, _Track(key))
+    def register(self, uid: str, key: ObjectKey, phase: str,
+                 latest: RunnerStatus | None = None) -> None:
+        """Relay this job's progress while it is in `phase` (a phase that holds a pod).
+        `latest` (the runner's report as Redis holds it) seeds a job not tracked yet, so
+        progress made while no operator listened lands too (after a restart)."""
+        track = self.tracks.get(uid)
+        if track is None:
+            track = self.tracks[uid] = _Track(key)
+            if latest is not None:
+                self._take(track, latest)
         track.phase = phase
 
     def unregister(self, uid: str) -> None:
@@ -73,8 +80,10 @@ class ProgressRelay:
 
     async def on_status(self, uid: str, status: RunnerStatus) -> None:
         track = self.tracks.get(uid)
-        if track is None:
-            return
+        if track is not None:
+            self._take(track, status)
+
+    def _take(self, track: _Track, status: RunnerStatus) -> None:
         if track.first is None or status.progress.done < track.first[1]:
             track.first = (status.progress.updated_at, status.progress.done)
         if status.state != track.last_state:

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from sync_operator.api.common import FINALIZER, SYNCJOBS, Phase
+from sync_operator.api.common import FINALIZER, SYNCJOBS, Phase, Reason
 from sync_operator.api.syncjob import SyncJobSpec
 from sync_operator.audit.outbox import append_entry
 from sync_operator.audit.recording import audit_unattributed, move_actions
@@ -32,6 +32,7 @@ from sync_operator.mirror.link import Mirror
 from sync_operator.syncjob.job_builder import JobSettings, build_job, job_name
 from sync_operator.syncjob.progress_relay import ProgressRelay
 from sync_operator.syncjob.queue.grants import AdmissionView
+from sync_operator.syncjob.rejection import is_invalid, rejected_status, rejection_message
 from sync_operator.syncjob.runner_link import RunnerLink
 from sync_operator.syncjob.statemachine import (
     CreateJob,
@@ -126,7 +127,9 @@ class Reconciler:
             except ApiError as err:
                 if err.conflict:
                     return 0.0  # read again and decide again
-                raise
+                if not is_invalid(err):
+                    raise
+                return await self._status_rejected(key, body, status, job, err)
         for action in decision.actions:
             await self._execute(action, body, job)
         for note in decision.notes:
@@ -137,7 +140,7 @@ class Reconciler:
                 self.metrics.transitions.labels(decision.phase.value).inc()
 
         if decision.phase.holds_pod:
-            self.relay.register(uid, key, decision.phase.value)
+            self.relay.register(uid, key, decision.phase.value, latest=runner)
         else:
             self.relay.unregister(uid)
         if decision.phase != phase or phase == Phase.PENDING:
@@ -195,6 +198,33 @@ class Reconciler:
             meta["namespace"], subresource="status")
         self.own_writes.record(result)
         return result
+
+    async def _status_rejected(self, key: ObjectKey, body: RawBody, old: Document,
+                               job: JobObservation | None, err: ApiError) -> float | None:
+        """A 422 on the status is refused again on every retry: say why (Event), write
+        the accepted status made Failed (reason StatusRejected), stop the pod, release
+        the slot. If even that is refused, the error goes up to the queue's backoff.
+        A job already finished keeps its outcome: it holds nothing, the Event says it."""
+        message = rejection_message(err)
+        log.error("%s/%s: %s", key.namespace, key.name, message)
+        await self.recorder.record(body, Reason.STATUS_REJECTED, message, warning=True)
+        if Phase.of({"status": old}).is_terminal:
+            return None
+        failed = rejected_status(old, message, now=self.clock(), identity=self.identity,
+                                 generation=int(body["metadata"].get("generation", 1)))
+        try:
+            body = await self._write_status(body, old, failed)
+        except ApiError as again:
+            if again.conflict:
+                return 0.0  # changed meanwhile: decide again on the fresh object
+            raise
+        if job is not None:
+            await self._execute(SuspendJob(), body, job)
+        self.relay.unregister(body["metadata"]["uid"])
+        self.on_capacity_change()
+        if self.mirror is not None:
+            self.mirror.notify(body)
+        return None
 
     async def _add_finalizer(self, body: RawBody) -> RawBody:
         meta = body["metadata"]

@@ -15,6 +15,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sync_operator.api.bounds import (
+    MESSAGE_MAX,
+    PROGRESS_MESSAGE_MAX,
+    PROGRESS_UNIT_MAX,
+    bounded_result,
+    clip,
+    clip_middle,
+    condition_reason,
+)
 from sync_operator.api.common import ConditionType, Phase, Reason
 from sync_operator.api.syncjob import SyncJobSpec
 from sync_operator.kube.bodies import Document
@@ -147,7 +156,8 @@ class _Builder:
     def condition(self, ctype: ConditionType, status: bool, reason: str, message: str) -> None:
         self.status["conditions"] = set_condition(
             list(self.status.get("conditions") or []), ctype, "True" if status else "False",
-            reason, message, self.obs.generation, self.obs.now,
+            condition_reason(reason, fallback=UNSPECIFIED_REASON), _bounded(message),
+            self.obs.generation, self.obs.now,
         )
 
     def go(self, phase: Phase, reason: str, message: str, *, warning: bool = False,
@@ -201,6 +211,7 @@ class _Builder:
         return max(1, int(timeout * 60 - spent))
 
     def finish(self, phase: Phase, reason: str, message: str, *, warning: bool = False) -> None:
+        reason = condition_reason(reason, fallback=Reason.JOB_FAILED)
         message = _bounded(message)
         self.stop_the_clock()
         self.status["completedAt"] = self.now_str
@@ -229,17 +240,14 @@ class _Builder:
                         changed=self.status != self.obs.status)
 
 
-MAX_MESSAGE = 4096
+MAX_MESSAGE = MESSAGE_MAX
+UNSPECIFIED_REASON = "Unspecified"  # a condition whose reason could not be made valid
 
 
 def _bounded(message: str) -> str:
     """Runner errors can be long; the CRD caps messages, and a write over the cap would
-    be refused forever. Keep the start and the end, which say the most."""
-    if len(message) <= MAX_MESSAGE:
-        return message
-    half = MAX_MESSAGE // 2 - 20
-    return f"{message[:half]} ... [{len(message) - 2 * half} characters cut] ... " \
-        f"{message[-half:]}"
+    be refused. Keep the start and the end, which say the most."""
+    return clip_middle(message, MAX_MESSAGE)
 
 
 def _control_kwargs(current: dict[str, Any]) -> dict[str, Any]:
@@ -420,12 +428,12 @@ def _run(b: _Builder) -> None:
         b.condition(ConditionType.RUNNING, True, Reason.STARTED, "the runner pod is starting")
         return
 
-    # RUNNING: keep the Job present and running; relay progress.
+    # RUNNING: keep the Job present and running. status.progress is the progress
+    # relay's while the job runs (one writer per field); transitions write it here.
     if job is None or job.suspended:
         b.actions.append(CreateJob(b.remaining_seconds()))
         b.status.setdefault("runStartedAt", b.now_str)
     if obs.runner is not None:
-        b.status["progress"] = progress_status(obs.runner, b.status.get("progress"))
         run_started = parse_time(b.status.get("runStartedAt"))
         current_run = obs.runner.started_at is not None and (
             run_started is None or obs.runner.started_at >= run_started.timestamp() - 1)
@@ -453,12 +461,15 @@ def _check_heartbeat(b: _Builder, runner: RunnerStatus) -> None:
 def progress_status(runner: RunnerStatus, previous: dict[str, Any] | None) -> dict[str, Any]:
     """status.progress from the runner's report (percent, done/total, unit, message)."""
     p = runner.progress
-    out: dict[str, Any] = {"done": p.done, "unit": p.unit, "message": p.message[:1024],
+    # Every string is clipped to the schema: a status write the API server refuses
+    # for a runner's long unit or message would stall the job.
+    out: dict[str, Any] = {"done": max(0, p.done), "unit": clip(p.unit, PROGRESS_UNIT_MAX),
+                           "message": clip(p.message, PROGRESS_MESSAGE_MAX),
                            "updatedAt": format_time(datetime.fromtimestamp(p.updated_at, UTC))}
     if p.total is not None:
-        out["total"] = p.total
+        out["total"] = max(0, p.total)
     if p.percent is not None:
-        out["percent"] = p.percent
+        out["percent"] = min(100, max(0, p.percent))
     if previous and "etaSeconds" in previous and previous.get("done") == p.done:
         out["etaSeconds"] = previous["etaSeconds"]
     return out
@@ -484,10 +495,10 @@ def _final_progress(b: _Builder) -> None:
         if runner.state == RunnerState.SUCCEEDED and progress.get("total") is not None:
             progress["percent"] = 100
         b.status["progress"] = progress
-        if runner.warnings:
+        if runner.warnings > 0:
             b.status["warnings"] = runner.warnings
         if runner.summary:
-            b.status["result"] = runner.summary
+            b.status["result"] = bounded_result(runner.summary)
 
 
 def _success_message(obs: Observation) -> str:
@@ -506,7 +517,9 @@ def _failure(obs: Observation) -> tuple[str, str]:
         return Reason.DEADLINE_EXCEEDED, f"ran longer than timeoutMinutes={minutes}"
     if job.failed_reason == "PodFailurePolicy":
         summary = obs.runner.summary if obs.runner is not None else {}
-        reason = str(summary.get("reason") or Reason.FATAL_ERROR)
+        # A task's own reason, if it is one a condition can carry (else CamelCased).
+        reason = condition_reason(summary.get("reason") or Reason.FATAL_ERROR,
+                                  fallback=Reason.FATAL_ERROR)
         return reason, runner_error or job.failed_message or "the runner failed fatally"
     if job.failed_reason == "BackoffLimitExceeded":
         tail = f": {runner_error}" if runner_error else ""

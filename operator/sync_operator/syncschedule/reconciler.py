@@ -36,6 +36,7 @@ from sync_operator.kube.metrics import OperatorMetrics
 from sync_operator.kube.patches import merge_patch
 from sync_operator.kube.timestamps import format_time, parse_time
 from sync_operator.mirror.link import Mirror
+from sync_operator.syncjob.job_builder import label_value
 from sync_operator.syncschedule import (
     HistoryEntry,
     ScheduleTiming,
@@ -51,6 +52,17 @@ SCHEDULE_LABEL = "sync.jobcontrol.io/schedule"
 SCHEDULED_TIME_ANNOTATION = "sync.jobcontrol.io/scheduled-time"
 # Re-check a schedule at least this often even when its next tick is far away.
 MAX_SLEEP_SECONDS = 300.0
+
+
+def schedule_label(name: str) -> str:
+    """The SCHEDULE_LABEL value of a schedule's jobs: its name, or for a name that is no
+    valid label value (over 63 characters) a cut of it with a hash of the whole."""
+    return label_value(name)
+
+
+def schedule_selector(name: str) -> str:
+    """The label selector of a schedule's jobs."""
+    return f"{SCHEDULE_LABEL}={schedule_label(name)}"
 
 
 def syncjob_for_tick(schedule: RawBody, spec: SyncScheduleSpec, name: str,
@@ -70,7 +82,7 @@ def syncjob_for_tick(schedule: RawBody, spec: SyncScheduleSpec, name: str,
         "apiVersion": API_VERSION, "kind": "SyncJob",
         "metadata": {
             "name": name, "namespace": meta["namespace"],
-            "labels": {SCHEDULE_LABEL: meta["name"]},
+            "labels": {SCHEDULE_LABEL: schedule_label(meta["name"])},
             "annotations": {SCHEDULED_TIME_ANNOTATION: format_time(scheduled)},
             "ownerReferences": [{
                 "apiVersion": API_VERSION, "kind": "SyncSchedule", "name": meta["name"],
@@ -140,7 +152,9 @@ class ScheduleReconciler:
             return None
 
         jobs = (await self.client.list(SYNCJOBS, namespace,
-                                       label_selector=f"{SCHEDULE_LABEL}={name}"))["items"]
+                                       label_selector=schedule_selector(name)))["items"]
+        # A shortened label is shared only by a hash collision: scheduleRef says whose.
+        jobs = [j for j in jobs if (j.get("spec") or {}).get("scheduleRef") in (None, name)]
         active = [j for j in jobs if not Phase.of(j).is_terminal
                   and not j["metadata"].get("deletionTimestamp")]
         decision = decide_tick(
