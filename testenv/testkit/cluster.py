@@ -55,6 +55,9 @@ class LocalCluster:
     # it, run in-process, unless the caller maps that key to something else.
     images: dict[str, list[str]] = field(default_factory=dict)
     with_kubelet: bool = True
+    # Extra flags, e.g. a higher --kube-api-qps for the scale benchmark (later flags win).
+    controller_manager_args: list[str] = field(default_factory=list)
+    kubelet_args: list[str] = field(default_factory=list)
     etcd_port: int = field(default_factory=free_port)
     apiserver_port: int = field(default_factory=free_port)
     tokens: dict[str, str] = field(default_factory=dict)
@@ -126,6 +129,7 @@ class LocalCluster:
             "--secure-port=0",
             "--concurrent-job-syncs=10",
             "--v=1",
+            *self.controller_manager_args,
         ], logs / "kube-controller-manager.log")
         cm.start()
         self.processes["kube-controller-manager"] = cm
@@ -146,6 +150,7 @@ class LocalCluster:
             sys.executable, "-m", "testkit.kubelet",
             "--kubeconfig", str(config), "--node-name", NODE_NAME,
             "--state-dir", str(self.root / "kubelet"), "--images", str(images),
+            *self.kubelet_args,
         ], self.root / "logs" / "kubelet.log", env=dict(os.environ))
         kubelet.start()
         self.processes["process-kubelet"] = kubelet

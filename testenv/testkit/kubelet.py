@@ -32,6 +32,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from sync_operator.kube import ApiError, KubeClient, load_connection
 from sync_operator.kube.resources import CONFIGMAPS, LEASES, NODES, PODS, SECRETS
 from testkit.sim_runner import SimContainer, SimRuntime
@@ -59,6 +61,10 @@ _VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 def expand(value: str, env: dict[str, str]) -> str:
     """Kubernetes-style $(VAR) expansion; unknown references stay as written."""
     return _VAR_REF.sub(lambda m: env.get(m.group(1), m.group(0)), value)
+
+
+# How often a pod status patch that timed out is tried again.
+STATUS_ATTEMPTS = 6
 
 
 class ContainerConfigError(Exception):
@@ -519,12 +525,21 @@ class ProcessKubelet:
         if containers:
             status["containerStatuses"] = [
                 self._container_status(c, images.get(c.name, "")) for c in containers]
-        try:
-            await self.client.patch(PODS, run.name, {"status": status}, run.namespace,
-                                    subresource="status")
-        except ApiError as err:
-            if err.status != 404:
-                log.warning("status %s/%s: %s", run.namespace, run.name, err)
+        # A busy API server may time a patch out: try again (a lost final status would
+        # leave the pod Running for ever although its container exited).
+        for attempt in range(STATUS_ATTEMPTS):
+            try:
+                await self.client.patch(PODS, run.name, {"status": status}, run.namespace,
+                                        subresource="status")
+                return
+            except ApiError as err:
+                if err.status != 404:
+                    log.warning("status %s/%s: %s", run.namespace, run.name, err)
+                return
+            except (TimeoutError, aiohttp.ClientError, OSError) as err:
+                log.warning("status %s/%s (try %d): %s", run.namespace, run.name,
+                            attempt + 1, err)
+                await asyncio.sleep(min(0.5 * 2 ** attempt, 10.0))
 
     async def patch_waiting(self, run: PodRun, pod: Obj, started: str, message: str) -> None:
         statuses = [{"name": c["name"], "image": c.get("image", ""), "imageID": "",
@@ -546,7 +561,8 @@ class ProcessKubelet:
 
 async def amain(args: argparse.Namespace) -> None:
     images = json.loads(Path(args.images).read_text()) if args.images else {}
-    async with KubeClient(load_connection(args.kubeconfig)) as client:
+    async with KubeClient(load_connection(args.kubeconfig), qps=args.qps,
+                          burst=args.burst) as client:
         kubelet = ProcessKubelet(client, args.node_name, Path(args.state_dir), images)
         await kubelet.register_node()
         stop = asyncio.Event()
@@ -568,6 +584,9 @@ def main() -> None:
     parser.add_argument("--node-name", default="local-node")
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--images", help="JSON file: image name -> entrypoint argv")
+    parser.add_argument("--qps", type=float, default=50.0,
+                        help="API requests per second (the client's limiter)")
+    parser.add_argument("--burst", type=int, default=100)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     asyncio.run(amain(parser.parse_args()))
 

@@ -70,7 +70,7 @@ async def test_rendered_manifests_are_accepted_by_the_api_server(
     kinds = {m["kind"] for m in release.manifests}
     assert kinds == {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role",
                      "RoleBinding", "Service", "Secret", "Deployment", "PodDisruptionBudget",
-                     "SyncSchedule"}
+                     "SyncSchedule", "NetworkPolicy"}
     deployment = await kube.get(DEPLOYMENTS, release.fullname, namespace)
     assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
     schedules = (await kube.list(SYNCSCHEDULES, namespace))["items"]

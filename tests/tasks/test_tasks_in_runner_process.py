@@ -129,8 +129,10 @@ async def test_missing_prerequisites_end_the_runner_with_the_fatal_code(
 async def test_a_second_runner_waits_for_the_lock_then_proceeds_and_one_with_fail_policy_stops(
         redis_server: RedisServer, redis_client: aioredis.Redis, content_db: str,
         source: SourceServer, tmp_path: Path) -> None:
-    # 12 pages at 0.25 s: the first runner holds the lock for about 3 s.
-    source.set_faults("quran/chapters", Faults(delay_seconds=0.25))
+    # 12 pages at 1 s: the first runner holds the lock for about 12 s, until the waiter
+    # is seen waiting (then the source speeds up): a slow machine cannot let the
+    # waiter start after the lock is free.
+    source.set_faults("quran/chapters", Faults(delay_seconds=1.0))
     common = {"pageSize": 10, "lockTtlSeconds": 2, **FAST_HTTP}
     first = start(tmp_path, "quran", common, redis_url=redis_server.url,
                   database_url=content_db, source_url=source.url)
@@ -146,8 +148,13 @@ async def test_a_second_runner_waits_for_the_lock_then_proceeds_and_one_with_fai
                     redis_url=redis_server.url, database_url=content_db, source_url=source.url)
 
     assert await refuser.wait() == ExitCode.FATAL, refuser.output()
+    deadline = time.monotonic() + 30
+    while "lock.waiting" not in waiter.output():
+        assert first.proc.poll() is None, "the first runner finished before the waiter waited"
+        assert time.monotonic() < deadline, waiter.output()
+        await asyncio.sleep(0.05)
+    source.clear_faults()  # the waiter waits: the rest need not be slow
     assert await first.wait() == ExitCode.SUCCEEDED, first.output()
-    source.clear_faults()  # the waiter need not be slow too
     assert await waiter.wait() == ExitCode.SUCCEEDED, waiter.output()
 
     refused = await status(redis_client, refuser.uid)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from sync_operator.api.common import JobType
+from sync_operator.api.common import JobType, Phase
 from sync_operator.kube.keys import ObjectKey
 from sync_operator.syncjob.queue.admitter import Admitter
 from sync_operator.syncjob.queue.cache import JobCache
@@ -189,3 +189,66 @@ def test_a_new_pending_job_is_admitted_at_once_when_there_is_room() -> None:
     cache.observe(job("fresh", phase="Pending"))  # a later event, still Pending
     assert adm.pass_once() == []
     assert adm.granted_count == 1
+
+
+def test_a_slot_is_free_only_once_the_jobs_pods_are_gone() -> None:
+    """A finished or paused job whose pod still shuts down keeps its type's slot, so a
+    type's limit is never exceeded while a pod terminates."""
+    cache = JobCache()
+    cache.observe(job("old", phase="Running"))
+    cache.observe_pods("uid-old", 1)
+    cache.observe(job("next", created="2026-01-01T00:00:05Z"))
+    adm, _ = admitter(cache)
+    assert adm.pass_once() == []
+    cache.observe(job("old", phase="Cancelled"))  # the phase moved on; the pod has not
+    assert adm.pass_once() == []
+    assert cache.observe_pods("uid-old", 0) is True  # terminated
+    assert names(adm.pass_once()) == ["next"]
+
+
+def test_a_job_list_forgets_pods_of_jobs_that_are_gone() -> None:
+    cache = JobCache()
+    cache.observe(job("a", phase="Paused"))
+    cache.observe_pods("uid-a", 1)
+    assert cache.holding("quran") == 1
+    assert cache.replace_pods({}) is True  # its Job was deleted while nobody watched
+    assert cache.holding("quran") == 0
+
+
+def test_a_deleted_job_holds_its_slot_until_its_pods_are_gone() -> None:
+    cache = JobCache()
+    cache.observe(job("deleted", phase="Running"))
+    cache.observe_pods("uid-deleted", 1)
+    cache.observe(job("next", created="2026-01-01T00:00:05Z"))
+    adm, _ = admitter(cache)
+    cache.forget(job("deleted", phase="Running"))
+    assert adm.pass_once() == []  # its pod still shuts down
+    assert cache.observe_pods("uid-deleted", 0) is True
+    assert names(adm.pass_once()) == ["next"]
+
+
+def test_a_list_does_not_forget_what_the_watch_showed_after_it_was_taken() -> None:
+    cache = JobCache()
+    cache.observe(job("old", phase="Running", version=5))
+    cache.observe(job("new", phase="Running", version=12))  # created while the LIST ran
+    assert cache.replace([], version="10") is True  # "old" was deleted before rv 10
+    assert (cache.phase("uid-old"), cache.phase("uid-new")) == (None, Phase.RUNNING)
+    assert cache.holding("quran") == 1
+
+
+def test_a_pending_job_with_a_dedup_key_waits_for_its_dedup_decision() -> None:
+    cache = JobCache()
+    cache.observe(job("maybe-dup", phase="Pending", dedupKey="nightly"))
+    adm, _ = admitter(cache)
+    assert adm.pass_once() == []
+    cache.observe(job("maybe-dup", phase="Queued", dedupKey="nightly"))
+    assert names(adm.pass_once()) == ["maybe-dup"]
+
+
+def test_leaving_the_queue_is_news_even_for_a_job_already_out_of_the_line() -> None:
+    """A granted job is paused (it leaves the line), then shows Paused: that second
+    event must wake the admitter, since it is what releases the grant."""
+    cache = JobCache()
+    cache.observe(job("a"))
+    cache.observe(job("a", paused=True))  # still Queued, out of the line
+    assert cache.observe(job("a", phase="Paused", paused=True)) is True

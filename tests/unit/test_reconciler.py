@@ -484,7 +484,7 @@ async def test_deletion_cancels_the_runner_deletes_the_job_records_who_and_lets_
     assert published == Control(cancel=True, generation=3)
     assert world.job_of(body) is None
     [delete] = world.kube.calls_of("delete", JOBS)
-    assert delete.propagation == "Background"
+    assert delete.propagation == "Foreground"  # the Job (and its slot) last as long as its pods
     # Recorded with the deleter while the object still stood, then the finalizer went.
     assert world.mirror.deletions == [(uid, "alice")]
     assert world.mirror.present_at_deletion == [True]

@@ -23,6 +23,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     # Our own Lease-based election decides who acts; kopf's peering stays off.
     settings.peering.standalone = True
     settings.posting.level = logging.WARNING
+    # kopf logs every handled event at INFO: a formatted line per event is a fifth of the
+    # operator's CPU at 5,000 jobs (profiled); successes need no line.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     settings.watching.server_timeout = 300
     settings.persistence.finalizer = "sync.jobcontrol.io/kopf"
     try:
@@ -71,7 +74,7 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.event(*SYNCJOB.kopf)
 async def syncjob_event(body: kopf.Body, memo: kopf.Memo, type: str | None,
                         **_: Any) -> None:
-    memo["runtime"].on_syncjob(dict(body), deleted=type == "DELETED")
+    memo["runtime"].on_syncjob(dict(body), event=type)
 
 
 @kopf.on.event(*SYNCSCHEDULE.kopf)

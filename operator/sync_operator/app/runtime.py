@@ -15,7 +15,7 @@ import logging
 import socket
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from prometheus_client.core import GaugeMetricFamily
@@ -26,12 +26,13 @@ from sync_operator.app.clock import Clock, SystemClock
 from sync_operator.app.leader import LeaderElector
 from sync_operator.app.settings import OperatorSettings
 from sync_operator.kube import ApiError, KubeClient, load_connection
+from sync_operator.kube.bodies import OwnerReference, RawBody
 from sync_operator.kube.events import EventRecorder
 from sync_operator.kube.keys import ObjectKey
 from sync_operator.kube.metrics import OperatorMetrics, gauge
 from sync_operator.kube.own_writes import OwnWrites
 from sync_operator.kube.resources import JOBS
-from sync_operator.kube.stream import follow
+from sync_operator.kube.stream import RESET, follow
 from sync_operator.kube.workqueue import WorkQueue
 from sync_operator.mirror import MirrorStore, SchemaNotMigrated, ensure_schema
 from sync_operator.mirror.link import MirrorLink
@@ -46,6 +47,7 @@ from sync_operator.syncschedule.reconciler import ScheduleReconciler
 from sync_runner.contract import RunnerStatus
 
 log = logging.getLogger(__name__)
+JOB_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY}"  # our batch Jobs, selected by the server
 
 
 class Runtime:
@@ -56,6 +58,10 @@ class Runtime:
         self.identity = f"{settings.identity}@{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
         self.client = client or KubeClient(load_connection(), qps=settings.api_qps,
                                            burst=settings.api_burst)
+        # The Lease has a client of its own (as client-go's leader election does), so a
+        # renewal never waits behind a burst of reconciles or progress writes.
+        self._lease_client = KubeClient(load_connection(), qps=5, burst=10) \
+            if client is None else None
         self.metrics = OperatorMetrics()
         self.metrics.watch(self._gauges)
         self.queue: WorkQueue[ObjectKey] = WorkQueue()
@@ -97,7 +103,8 @@ class Runtime:
             mirror=self.mirror, deleter=self.link.deleter if self.mirror else None,
             metrics=self.metrics)
         self.elector = LeaderElector(
-            client=self.client, namespace=settings.lease_namespace, name=settings.lease_name,
+            client=self._lease_client or self.client, namespace=settings.lease_namespace,
+            name=settings.lease_name,
             identity=self.identity,
             lease_duration=settings.lease_duration_seconds,
             renew_deadline=settings.lease_renew_deadline_seconds,
@@ -107,15 +114,18 @@ class Runtime:
 
     # -- events from kopf ---------------------------------------------------------------
 
-    def on_syncjob(self, body: Mapping[str, Any], *, deleted: bool = False) -> None:
+    def on_syncjob(self, body: Mapping[str, Any], *, event: str | None = None) -> None:
+        """A watch event (`event` is ADDED, MODIFIED, DELETED, or None for a listing)."""
+        deleted = event == "DELETED"
         changed = self.jobs.forget(body) if deleted else self.jobs.observe(body)
         if changed:
             self.admitter.kick()
         if deleted:
             self.own_writes.forget(str(body["metadata"]["uid"]))
-        elif self.own_writes.is_echo(body):
+        elif event == "MODIFIED" and self.own_writes.is_echo(body):
             # Our own write coming back: nothing to decide. The SQL mirror still gets
-            # the progress it carries.
+            # the progress it carries. (A listing after a watch gap is always news: it
+            # may fold someone else's change into the version we wrote last.)
             if self.mirror is not None:
                 self.mirror.notify(body)
         else:
@@ -126,11 +136,24 @@ class Runtime:
         if not deleted:
             self.schedule_queue.add(ObjectKey.of(body))
 
-    def on_job(self, body: Mapping[str, Any]) -> None:
-        meta = body.get("metadata", {})
-        for ref in meta.get("ownerReferences", []) or []:
-            if ref.get("kind") == "SyncJob" and ref.get("controller"):
-                self.queue.add(ObjectKey(meta["namespace"], ref["name"]))
+    def on_job(self, body: Mapping[str, Any], *, deleted: bool = False) -> None:
+        owner = _owning_syncjob(body)
+        if owner is None:
+            return
+        if self.jobs.observe_pods(owner["uid"], 0 if deleted else _pods_of(body)):
+            self.admitter.kick()
+        self.queue.add(ObjectKey(body["metadata"]["namespace"], owner["name"]))
+
+    def on_jobs_listed(self, jobs: list[RawBody], *, enqueue: bool = True) -> None:
+        """A full LIST of our batch Jobs (a watch start or a re-list after a gap)."""
+        counts = {owner["uid"]: _pods_of(job) for job in jobs
+                  if (owner := _owning_syncjob(job)) is not None}
+        if self.jobs.replace_pods(counts):
+            self.admitter.kick()
+        if enqueue:
+            for job in jobs:
+                if (owner := _owning_syncjob(job)) is not None:
+                    self.queue.add(ObjectKey(job["metadata"]["namespace"], owner["name"]))
 
     async def record_deleter(self, uid: str, user: str) -> None:
         """Who asked to delete an object (from the admission webhook), for the finalizer."""
@@ -225,6 +248,7 @@ class Runtime:
     async def _work(self) -> None:
         """All loops in one TaskGroup: if one dies, all stop, so nothing keeps acting
         half-way; `_lead` starts them again from a fresh resync."""
+        self.relay.clear()  # tracks of an earlier term may hold stale reports
         await self.resync()
         async with asyncio.TaskGroup() as group:
             if "syncjobs" in self.settings.controllers:
@@ -244,35 +268,50 @@ class Runtime:
     async def resync(self) -> None:
         """Enqueue every object: a new leader looks at everything once (retried until the
         API server answers, e.g. while a CRD's storage is still initialising)."""
-        ns, delay = self.settings.namespace, 0.2
+        delay = 0.2
         while True:
             try:
-                jobs = (await self.client.list(SYNCJOBS, ns))["items"]
-                schedules = (await self.client.list(SYNCSCHEDULES, ns))["items"]
+                listed = await self._list_all()
                 break
             except (ApiError, aiohttp.ClientError, TimeoutError, OSError) as err:
                 log.warning("resync failed, retrying in %.1fs: %s", delay, err)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
-        self.jobs.replace(list(jobs))
-        self.admitter.replace_schedules(list(schedules))
+        jobs, schedules = listed
         for job in jobs:
             self.queue.add(ObjectKey.of(job))
         for schedule in schedules:
             self.schedule_queue.add(ObjectKey.of(schedule))
         self.admitter.mark_synced()  # the cache holds a full LIST: admission may start
 
+    async def _list_all(self) -> tuple[list[RawBody], list[RawBody]]:
+        """LIST SyncJobs, SyncSchedules and our batch Jobs into the admission cache (the
+        Jobs too: a slot is held while a Job's pods still run or terminate)."""
+        ns = self.settings.namespace
+        jobs = await self.client.list(SYNCJOBS, ns)
+        schedules = (await self.client.list(SYNCSCHEDULES, ns))["items"]
+        batch = (await self.client.list(JOBS, ns, label_selector=JOB_SELECTOR))["items"]
+        changed = self.jobs.replace(list(jobs["items"]),
+                                    (jobs.get("metadata") or {}).get("resourceVersion"))
+        self.admitter.replace_schedules(list(schedules))
+        self.on_jobs_listed(batch, enqueue=False)
+        if changed:
+            self.admitter.kick()
+        return jobs["items"], schedules
+
     async def watch_jobs(self) -> None:
         """Our batch Jobs' changes wake their SyncJobs. The label selector is on the watch
         itself (a kopf handler's label filter would still stream every Job in the
         cluster to us)."""
-        selector = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
         while True:
             try:
                 async for event in follow(self.client, JOBS, self.settings.namespace,
-                                          label_selector=selector):
+                                          label_selector=JOB_SELECTOR):
+                    if event.type == RESET:
+                        self.on_jobs_listed(event.objects)
+                        continue
                     for job in event.objects:
-                        self.on_job(job)
+                        self.on_job(job, deleted=event.type == "DELETED")
             except (ApiError, aiohttp.ClientError, TimeoutError, OSError) as err:
                 log.warning("watch of Jobs ended, listing again: %s", err)
                 await asyncio.sleep(1.0)
@@ -283,16 +322,10 @@ class Runtime:
         slot for ever."""
         while True:
             await asyncio.sleep(self.settings.relist_seconds)
-            ns = self.settings.namespace
             try:
-                jobs = (await self.client.list(SYNCJOBS, ns))["items"]
-                schedules = (await self.client.list(SYNCSCHEDULES, ns))["items"]
+                await self._list_all()
             except (ApiError, aiohttp.ClientError, TimeoutError, OSError) as err:
                 log.warning("relist failed, the next one follows: %s", err)
-                continue
-            if self.jobs.replace(list(jobs)):
-                self.admitter.kick()
-            self.admitter.replace_schedules(list(schedules))
 
     def _spawn(self, coro: Any, name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=name))
@@ -311,6 +344,8 @@ class Runtime:
             await self.store.close()
         await self.link.close()
         await self.client.close()
+        if self._lease_client is not None:
+            await self._lease_client.close()
 
     async def _on_runner_status(self, uid: str, status: RunnerStatus) -> None:
         await self.relay.on_status(uid, status)
@@ -319,3 +354,16 @@ class Runtime:
         """Counted and logged; the work queue retries with the key's own backoff."""
         self.metrics.reconciles.labels("error").inc()
         log.warning("reconcile of %s failed, retrying: %s", key, err)
+
+
+def _owning_syncjob(job: Mapping[str, Any]) -> OwnerReference | None:
+    for ref in (job.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("kind") == "SyncJob" and ref.get("controller") and ref.get("uid"):
+            return cast(OwnerReference, ref)
+    return None
+
+
+def _pods_of(job: Mapping[str, Any]) -> int:
+    """A batch Job's pods that may still run: active plus terminating."""
+    status = job.get("status") or {}
+    return int(status.get("active") or 0) + int(status.get("terminating") or 0)

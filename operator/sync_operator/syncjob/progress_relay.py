@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
+from aiolimiter import AsyncLimiter
 
 from sync_operator.api.common import SYNCJOBS
 from sync_operator.kube import ApiError, KubeClient
@@ -52,12 +53,15 @@ def estimate_eta(first: tuple[float, int] | None, now: float, done: int,
 class ProgressRelay:
     def __init__(self, *, client: KubeClient, interval: float,
                  on_state_change: Callable[[ObjectKey], None],
-                 writes_per_second: float = 50.0,
+                 writes_per_second: float = 20.0,
                  own_writes: OwnWrites | None = None) -> None:
         self.own_writes = own_writes or OwnWrites()
         self.client = client
         self.interval = interval
         self.writes_per_second = writes_per_second
+        # Paces the writes themselves (the interval stretch alone would send them in
+        # waves), so progress never crowds out the reconcilers' and the Lease's requests.
+        self._budget = AsyncLimiter(max(1.0, writes_per_second), 1.0)
         self.on_state_change = on_state_change
         self.tracks: dict[str, _Track] = {}
         self.writes = 0
@@ -74,6 +78,10 @@ class ProgressRelay:
             if latest is not None:
                 self._take(track, latest)
         track.phase = phase
+
+    def clear(self) -> None:
+        """A new term of leadership: the reconcilers register what runs again."""
+        self.tracks.clear()
 
     def unregister(self, uid: str) -> None:
         self.tracks.pop(uid, None)
@@ -115,8 +123,9 @@ class ProgressRelay:
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
     async def _write(self, uid: str, track: _Track) -> None:
-        status = track.latest
-        if status is None:
+        await self._budget.acquire()
+        status = track.latest  # the latest report as of now, not as of the pass
+        if status is None or self.tracks.get(uid) is not track:
             return
         track.dirty = False
         track.last_write = time.monotonic()

@@ -43,10 +43,13 @@ from sync_operator.syncjob.statemachine import (
     SuspendJob,
     Timeouts,
     decide,
+    of_current_run,
 )
 from sync_runner.contract import Control
 
 log = logging.getLogger(__name__)
+# How soon a control flag that Redis did not take is published again.
+CONTROL_RETRY_SECONDS = 2.0
 
 
 def _job_name(body: RawBody) -> str:
@@ -130,8 +133,9 @@ class Reconciler:
                 if not is_invalid(err):
                     raise
                 return await self._status_rejected(key, body, status, job, err)
+        unpublished = False  # a control flag Redis did not take (an outage)
         for action in decision.actions:
-            await self._execute(action, body, job)
+            unpublished |= not await self._execute(action, body, job)
         for note in decision.notes:
             await self.recorder.record(body, note.reason, note.message, warning=note.warning)
         if self.metrics is not None:
@@ -140,22 +144,30 @@ class Reconciler:
                 self.metrics.transitions.labels(decision.phase.value).inc()
 
         if decision.phase.holds_pod:
-            self.relay.register(uid, key, decision.phase.value, latest=runner)
+            current = runner if runner is not None and of_current_run(
+                runner, decision.status) else None
+            self.relay.register(uid, key, decision.phase.value, latest=current)
         else:
             self.relay.unregister(uid)
         if decision.phase != phase or phase == Phase.PENDING:
             self.on_capacity_change()
         if self.mirror is not None:
             self.mirror.notify(body)
+        if unpublished:
+            # Our own status write's echo starts no reconcile, so come back soon and
+            # publish again rather than wait for the grace period to force it.
+            return min(decision.requeue_after or CONTROL_RETRY_SECONDS, CONTROL_RETRY_SECONDS)
         return decision.requeue_after
 
     # -- actions ----------------------------------------------------------------------
 
     async def _execute(self, action: CreateJob | SuspendJob | SetControl, body: RawBody,
-                       job: JobObservation | None) -> None:
+                       job: JobObservation | None) -> bool:
+        """Do one action; False only when a control flag could not reach Redis."""
         namespace, uid = body["metadata"]["namespace"], body["metadata"]["uid"]
         if isinstance(action, SetControl):
-            await self.link.set_control(uid, action.control)
+            published = await self.link.set_control(uid, action.control)
+            return published or self.link.available  # refused as not newer: fine
         elif isinstance(action, SuspendJob):
             if job is not None:
                 await self.client.patch(JOBS, job.name, {"spec": {"suspend": True}}, namespace)
@@ -174,6 +186,7 @@ class Reconciler:
                 if action.remaining_seconds is not None:
                     patch["spec"]["activeDeadlineSeconds"] = action.remaining_seconds
                 await self.client.patch(JOBS, job.name, patch, namespace)
+        return True
 
     def _with_audit(self, body: RawBody, decision: Decision) -> Document:
         """The decided status plus its audit entries: first the users' actions (moved
@@ -270,8 +283,10 @@ class Reconciler:
         if not Phase.of(body).is_terminal:
             generation = int((body.get("status", {}).get("control") or {}).get("generation", 0))
             await self.link.set_control(uid, Control(cancel=True, generation=generation + 1))
+        # Foreground: the Job stays (and its pods count against the limits) until its
+        # pods are gone, so a deleted job's slot is not handed on while a pod shuts down.
         await self.client.delete(JOBS, _job_name(body), namespace,
-                                 propagation="Background")
+                                 propagation="Foreground")
         if self.mirror is not None:
             deleter = await self.link.deleter(uid) or "unknown"
             await self.mirror.record_deletion(body, deleter)

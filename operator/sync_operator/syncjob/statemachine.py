@@ -433,13 +433,19 @@ def _run(b: _Builder) -> None:
     if job is None or job.suspended:
         b.actions.append(CreateJob(b.remaining_seconds()))
         b.status.setdefault("runStartedAt", b.now_str)
-    if obs.runner is not None:
-        run_started = parse_time(b.status.get("runStartedAt"))
-        current_run = obs.runner.started_at is not None and (
-            run_started is None or obs.runner.started_at >= run_started.timestamp() - 1)
-        if obs.runner.state in (RunnerState.RUNNING, RunnerState.STARTING) and current_run:
-            _check_heartbeat(b, obs.runner)  # not the report of a pod stopped earlier
+    if obs.runner is not None and obs.runner.state in (RunnerState.RUNNING,
+                                                       RunnerState.STARTING) \
+            and of_current_run(obs.runner, b.status):
+        _check_heartbeat(b, obs.runner)  # not the report of a pod stopped earlier
     b.requeue = b.timeouts.heartbeat_stale_seconds  # look again even if nothing happens
+
+
+def of_current_run(runner: RunnerStatus, status: Status) -> bool:
+    """Whether a runner report comes from the pod of the current run (status.runStartedAt),
+    not from one stopped earlier (a pause, a retry)."""
+    run_started = parse_time(status.get("runStartedAt"))
+    return runner.started_at is not None and (
+        run_started is None or runner.started_at >= run_started.timestamp() - 1)
 
 
 def _check_heartbeat(b: _Builder, runner: RunnerStatus) -> None:

@@ -1,7 +1,10 @@
 """What admission knows of every SyncJob, kept from the watch (Kueue's cache).
 
 Every watch event goes through `observe`, so an admission pass reads memory: who
-holds capacity (per type and in all) and, per type, who waits in queue order. A pass
+holds capacity (per type and in all) and, per type, who waits in queue order. A job
+holds capacity while its phase may own a pod, and also while its batch Job still
+has pods running or terminating (`observe_pods`): a slot is free only once the pods
+are gone, so a type's limit is never exceeded while a pod shuts down. A pass
 then costs work in proportion to what it admits, not to the number of SyncJobs, and a
 finished job costs nothing: it keeps only its phase, for the jobs-by-phase gauge.
 
@@ -15,7 +18,7 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from collections.abc import Container, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -57,6 +60,9 @@ class JobCache:
         # Per type, a heap of (sort key, uid); entries whose job moved on are stale and
         # dropped when they reach the top.
         self._heaps: dict[str, list[tuple[SortKey, str]]] = {}
+        self._pods: dict[str, int] = {}  # SyncJob uid -> its Job's active + terminating
+        # Deleted SyncJobs whose pods still shut down: they hold their slot till gone.
+        self._orphans: dict[str, str] = {}
 
     # -- feeding ------------------------------------------------------------------------
 
@@ -71,11 +77,32 @@ class JobCache:
         spec = body.get("spec") or {}
         job_type = str(spec.get("jobType", ""))
         waiting = None
-        if phase.is_waiting and not spec.get("paused") and not spec.get("cancel") \
+        # A Pending job with a dedupKey is first checked for duplicates (it may end
+        # Cancelled without running): it waits for that, as Queued.
+        dedup_pending = phase == Phase.PENDING and bool(spec.get("dedupKey"))
+        if phase.is_waiting and not dedup_pending and not spec.get("paused") \
+                and not spec.get("cancel") \
                 and not meta.get("deletionTimestamp"):
             candidate = candidate_from_body(body)
             waiting = WaitingJob(uid, ObjectKey.of(body), job_type, candidate.sort_key)
-        return self._replace(uid, _Seen(phase, job_type, phase.holds_pod, waiting))
+        holds = phase.holds_pod or self._pods.get(uid, 0) > 0
+        return self._replace(uid, _Seen(phase, job_type, holds, waiting))
+
+    def observe_pods(self, owner_uid: str, pods: int) -> bool:
+        """The batch Job of SyncJob `owner_uid` has `pods` running or terminating (0 when
+        the Job is gone); True when that changed what the job holds."""
+        had = self._pods.get(owner_uid, 0) > 0
+        if pods > 0:
+            self._pods[owner_uid] = pods
+        else:
+            self._pods.pop(owner_uid, None)
+        if pods == 0 and owner_uid in self._orphans:
+            self._holding[self._orphans.pop(owner_uid)] -= 1
+            return True
+        seen = self._seen.get(owner_uid)
+        if seen is None or had == (pods > 0):
+            return False
+        return self._replace(owner_uid, replace(seen, holds=seen.phase.holds_pod or pods > 0))
 
     def forget(self, body: Mapping[str, Any]) -> bool:
         """The object was deleted: it holds and waits for nothing any more."""
@@ -83,17 +110,44 @@ class JobCache:
         uid = str(meta.get("uid") or "")
         if not uid or self._stale(uid, meta.get("resourceVersion")):
             return False
-        return self._replace(uid, None)
+        seen = self._seen.get(uid)
+        changed = self._replace(uid, None)
+        if seen is not None and self._pods.get(uid, 0) > 0:
+            self._orphans[uid] = seen.job_type
+            self._holding[seen.job_type] += 1
+            return seen.holds is False
+        return changed
 
-    def replace(self, items: list[Mapping[str, Any]]) -> bool:
-        """Take in a full LIST: observe each item, and forget what it no longer holds
-        (a deletion the watch missed). True when what admission counts changed."""
+    def replace(self, items: list[Mapping[str, Any]], version: str | None = None) -> bool:
+        """Take in a full LIST taken at resourceVersion `version`: observe each item, and
+        forget what it no longer holds (a deletion the watch missed), but only objects
+        the cache last saw at or before that version (one created while the LIST was
+        on its way is news, not a deletion). True when what admission counts changed."""
         listed = {str((i.get("metadata") or {}).get("uid") or "") for i in items}
+        try:
+            as_of = int(str(version))
+        except ValueError:
+            as_of = None
         changed = False
         for item in items:
             changed |= self.observe(item)
         for uid in [u for u in self._seen if u not in listed]:
-            changed |= self._replace(uid, None)
+            if as_of is None or self._version.get(uid, -1) <= as_of:
+                changed |= self._replace(uid, None)
+        if as_of is not None:  # tombstones older than the LIST have done their work
+            for uid in [u for u, v in self._version.items()
+                        if u not in self._seen and v <= as_of]:
+                del self._version[uid]
+        return changed
+
+    def replace_pods(self, counts: Mapping[str, int]) -> bool:
+        """Take in a full LIST of our batch Jobs (owner uid -> pods): a Job missing from it
+        has no pods any more."""
+        changed = False
+        for uid in [u for u in self._pods if u not in counts]:
+            changed |= self.observe_pods(uid, 0)
+        for uid, pods in counts.items():
+            changed |= self.observe_pods(uid, pods)
         return changed
 
     def _stale(self, uid: str, version: object) -> bool:
@@ -125,8 +179,9 @@ class JobCache:
                 self._waiting_by_type[new.job_type] += 1
                 if old is None or old.waiting != new.waiting:
                     self._push(new.waiting)
-        before = (old.holds, old.waiting) if old else (False, None)
-        after = (new.holds, new.waiting) if new else (False, None)
+        # Leaving Pending/Queued counts too: it releases the job's grant, if it had one.
+        before = (old.holds, old.waiting, old.phase.is_waiting) if old else (False, None, False)
+        after = (new.holds, new.waiting, new.phase.is_waiting) if new else (False, None, False)
         return before != after
 
     def _push(self, job: WaitingJob) -> None:
