@@ -318,6 +318,20 @@ def metric_value(page: str, name: str) -> float | None:
     return float(found.group(1)) if found else None
 
 
+async def wait_until_leading(op: OperatorProcess, port: int, deadline: float) -> None:
+    """Until the operator's metrics say it leads and has run an admission pass."""
+    while True:
+        assert op.process is not None
+        op.process.check_alive()
+        page = await scrape(port)
+        if metric_value(page, "leader") == 1.0 and (metric_value(page, "admission_passes")
+                                                   or 0) >= 1:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"operator not ready after 90s:\n{op.log()}")
+        await asyncio.sleep(0.05)
+
+
 async def scrape(port: int) -> str:
     def get() -> str:
         url = f"http://127.0.0.1:{port}/metrics"
@@ -352,17 +366,7 @@ async def start_operator(stack: Stack, kube: KubeClient, jobs: Feed[Seen],
     # operator acts on SyncJobs, which is later than its metrics saying it leads.
     await create_syncjob(kube, NAMESPACE, syncjob(WARMUP, "quran", paused=True,
                                                   params=demo(THROUGHPUT_JOB)))
-    deadline = started + 90
-    while True:
-        assert op.process is not None
-        op.process.check_alive()
-        page = await scrape(port)
-        if metric_value(page, "leader") == 1.0 and (metric_value(page, "admission_passes")
-                                                   or 0) >= 1:
-            break
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"operator not ready after 90s:\n{op.log()}")
-        await asyncio.sleep(0.05)
+    await wait_until_leading(op, port, started + 90)
     out.add("op_metrics", time.monotonic() - started)
     try:
         handled = await jobs.first(named(WARMUP, "Paused"), timeout=90, what="warm-up Paused")

@@ -64,6 +64,7 @@ from control_plane import (
     scrape,
     until_served,
     version_of,
+    wait_until_leading,
 )
 
 from sync_operator.api.common import SYNCJOBS
@@ -411,17 +412,7 @@ async def start_operator(stack: Stack) -> Operator:
                               operator_settings(stack, port))
     process.start()
     op = Operator(process, port)
-    deadline = time.monotonic() + 90
-    while True:
-        assert process.process is not None
-        process.process.check_alive()
-        page = await scrape(port)
-        if metric_value(page, "leader") == 1.0 and (metric_value(page, "admission_passes")
-                                                   or 0) >= 1:
-            break
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"operator not ready after 90s:\n{process.log()}")
-        await asyncio.sleep(0.1)
+    await wait_until_leading(process, port, time.monotonic() + 90)
     stack.operator = op
     return op
 
