@@ -4,12 +4,22 @@ never counts capacity twice."""
 from __future__ import annotations
 
 import itertools
+import random
 from typing import Any
+
+import pytest
 
 from sync_operator.api.common import JobType, Phase
 from sync_operator.kube.keys import ObjectKey
 from sync_operator.syncjob.queue.admitter import Admitter
 from sync_operator.syncjob.queue.cache import JobCache
+from sync_operator.syncjob.queue.plan import (
+    Limits,
+    active_from_body,
+    candidate_from_body,
+    holds_capacity,
+    plan_admission,
+)
 
 _versions = itertools.count(1)
 DEFAULTS = {JobType.QURAN: 1, JobType.PRAYER: 2, JobType.HADITH: 1, JobType.AUDIO: 1,
@@ -252,3 +262,32 @@ def test_leaving_the_queue_is_news_even_for_a_job_already_out_of_the_line() -> N
     cache.observe(job("a"))
     cache.observe(job("a", paused=True))  # still Queued, out of the line
     assert cache.observe(job("a", phase="Paused", paused=True)) is True
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_incremental_admitter_admits_what_the_pure_plan_does(seed: int) -> None:
+    """plan.py is the rule written plainly; the cache-fed admitter must agree with it on
+    any mix of running, waiting and paused jobs, priorities, types and limits."""
+    rng = random.Random(seed)
+    types = ["quran", "prayer", "hadith", "audio", "finance"]
+    per_type = {t: rng.randint(0, 3) for t in types}
+    global_limit = rng.randint(1, 8)
+    bodies = []
+    for n in range(rng.randint(0, 30)):
+        phase = rng.choice(["Queued", "Queued", "Queued", "Running", "Pausing", "Succeeded"])
+        bodies.append(job(f"j{n:02}", phase=phase, job_type=rng.choice(types),
+                          priority=rng.randint(1, 10),
+                          created=f"2026-01-01T00:00:{rng.randint(0, 59):02}Z",
+                          paused=rng.random() < 0.1))
+    cache = JobCache()
+    for body in bodies:
+        cache.observe(body)
+    enqueued: list[ObjectKey] = []
+    adm = Admitter(cache=cache, global_limit=global_limit,
+                   default_limits={JobType(t): v for t, v in per_type.items()},
+                   interval=60, enqueue=enqueued.append)
+    candidates = [candidate_from_body(b) for b in bodies if b["status"]["phase"] == "Queued"]
+    active = [active_from_body(b) for b in bodies if holds_capacity(b)]
+    plan = plan_admission(candidates, active, Limits(per_type, global_limit))
+    uid_of = {b["metadata"]["name"]: b["metadata"]["uid"] for b in bodies}
+    assert [uid_of[k.name] for k in adm.pass_once()] == list(plan.admit)

@@ -4,6 +4,10 @@ Order is (priority, creation time, uid): 1 before 10, older before newer, uid to
 ties so every replica computes the same answer. Admission is work-conserving per type:
 a job held back only by its own type's limit takes nothing and blocks nobody, so a long
 quran sync never keeps a prayer sync waiting. The global limit caps the sum.
+
+This is the rule written plainly, over whole lists. The admitter applies it
+incrementally over the watch-fed cache (admitter.py, cache.py) and is tested to admit
+exactly what `plan_admission` does; `kubectl sync` orders its queue with `sort_key`.
 """
 
 from __future__ import annotations
