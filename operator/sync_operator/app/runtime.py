@@ -42,7 +42,7 @@ from sync_operator.syncjob.queue.admitter import Admitter
 from sync_operator.syncjob.queue.cache import JobCache
 from sync_operator.syncjob.reconciler import Reconciler
 from sync_operator.syncjob.runner_link import RunnerLink
-from sync_operator.syncjob.statemachine import Timeouts
+from sync_operator.syncjob.statemachine import JobObservation, Timeouts
 from sync_operator.syncschedule.reconciler import ScheduleReconciler
 from sync_runner.contract import RunnerStatus
 
@@ -364,6 +364,5 @@ def _owning_syncjob(job: Mapping[str, Any]) -> OwnerReference | None:
 
 
 def _pods_of(job: Mapping[str, Any]) -> int:
-    """A batch Job's pods that may still run: active plus terminating."""
-    status = job.get("status") or {}
-    return int(status.get("active") or 0) + int(status.get("terminating") or 0)
+    """A batch Job's pods that may still run, as the state machine counts them."""
+    return JobObservation.from_body(job).active
