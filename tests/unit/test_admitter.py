@@ -231,3 +231,20 @@ async def test_run_waits_for_the_first_list_and_starts_and_ends_each_term_with_n
         await asyncio.gather(term, return_exceptions=True)
 
     assert world.admitter.granted_count == 0  # cleared at the end of the term
+
+
+async def test_a_new_job_is_reconciled_after_the_pass_that_decided_on_it() -> None:
+    """A job handed over on arrival is enqueued by the next pass, granted or not, so its
+    first reconcile already knows (one status write, Pending to Running, when there is
+    room); the admitted come first, and each key once."""
+    world = make_world(global_limit=1)
+    world.add("first", "quran", phase=Phase.PENDING)
+    world.add("second", "prayer", phase=Phase.PENDING)
+    for name in ("first", "second"):
+        world.admitter.arrive(ObjectKey(NS, name))
+    assert world.enqueued == []  # not before admission decided
+    assert [k.name for k in world.admitter.pass_once()] == ["first"]
+    assert [k.name for k in world.enqueued] == ["first", "second"]
+    assert world.granted() == {"first"}
+    world.admitter.pass_once()  # arrivals are handed on once
+    assert [k.name for k in world.enqueued] == ["first", "second"]

@@ -299,3 +299,46 @@ def test_a_new_job_granted_at_once_runs_in_its_first_decision() -> None:
     assert decision.phase == Phase.RUNNING
     assert any(isinstance(a, CreateJob) for a in decision.actions)
     assert [n.audit for n in decision.notes] == ["queued", "started"]
+
+
+def test_a_pending_job_with_room_starts_in_one_write_and_one_event() -> None:
+    """Pending straight to Running: the Job's name, the first attempt and Progressing are
+    written with the transition (not by later writes when the Job and the first heartbeat
+    appear); "queued" is audited but is no Event of its own."""
+    decision = observe(None, granted=True, job_name="sj-1234abcd")
+    assert decision.phase == Phase.RUNNING
+    assert decision.status["jobRef"] == "sj-1234abcd"
+    assert decision.status["attempts"] == 1
+    assert condition(decision, "Progressing")["status"] == "True"
+    assert [(n.reason, n.audit, n.event) for n in decision.notes] == [
+        ("Queued", "queued", False), ("Admitted", "started", True)]
+    # The Job appears, then the runner's first heartbeat: nothing more to write.
+    created = observe("Running", status=decision.status, job=job(), job_name="sj-1234abcd")
+    assert not created.changed
+    beating = observe("Running", status=created.status, job=job(), job_name="sj-1234abcd",
+                      runner=runner(RunnerState.RUNNING))
+    assert not beating.changed
+
+
+def test_a_waiting_job_is_queued_without_an_event() -> None:
+    decision = observe(None, granted=False)
+    assert decision.phase == Phase.QUEUED
+    assert [(n.reason, n.event) for n in decision.notes] == [("Queued", False)]
+
+
+def test_a_runner_that_never_reports_goes_stale_from_the_start_of_its_run() -> None:
+    """No report from this run's pod (a bad image, say) is a stall once the heartbeat limit
+    has passed since the run started; a Redis outage is not (nothing could be read)."""
+    status = {"runStartedAt": "2026-11-25T11:58:00Z"}  # two minutes before NOW
+    silent = observe("Running", job=job(), status=status)
+    progressing = condition(silent, "Progressing")
+    assert (progressing["status"], progressing["reason"]) == ("False", "HeartbeatStale")
+    assert "since the run started" in progressing["message"]
+    assert [(n.reason, n.warning) for n in silent.notes] == [("HeartbeatStale", True)]
+    again = observe("Running", job=job(), status=silent.status,
+                    now=NOW + timedelta(seconds=60))
+    assert not again.changed and again.notes == ()  # one write and one Warning per stall
+    outage = observe("Running", job=job(), status=status, runner_reachable=False)
+    assert outage.notes == () and "conditions" not in outage.status
+    recent = observe("Running", job=job(), status={"runStartedAt": "2026-11-25T11:59:30Z"})
+    assert recent.notes == ()

@@ -120,8 +120,12 @@ class Runtime:
         changed = self.jobs.forget(body) if deleted else self.jobs.observe(body)
         if changed:
             self.admitter.kick()
+        uid = str(body["metadata"]["uid"])
         if deleted:
-            self.own_writes.forget(str(body["metadata"]["uid"]))
+            self.own_writes.forget(uid)
+        elif event == "ADDED" and not (body.get("status") or {}).get("phase") \
+                and self.jobs.is_waiting(uid):
+            self.admitter.arrive(ObjectKey.of(body))  # reconciled once admission decided
         elif event == "MODIFIED" and self.own_writes.is_echo(body):
             # Our own write coming back: nothing to decide. The SQL mirror still gets
             # the progress it carries. (A listing after a watch gap is always news: it

@@ -116,6 +116,7 @@ class Reconciler:
             generation=int(body["metadata"].get("generation", 1)), spec=spec, status=status,
             now=self.clock(), job=job, runner=runner, checkpoint=checkpoint,
             granted=self.admission.granted(uid), duplicate_of=duplicate_of,
+            job_name=_job_name(body), runner_reachable=self.link.available,
         ), self.timeouts)
 
         # The decision is written first (with a resourceVersion precondition), then
@@ -137,7 +138,9 @@ class Reconciler:
         for action in decision.actions:
             unpublished |= not await self._execute(action, body, job)
         for note in decision.notes:
-            await self.recorder.record(body, note.reason, note.message, warning=note.warning)
+            if note.event:
+                await self.recorder.record(body, note.reason, note.message,
+                                           warning=note.warning)
         if self.metrics is not None:
             self.metrics.reconciles.labels("ok").inc()
             if decision.phase != phase:

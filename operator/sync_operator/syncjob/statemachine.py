@@ -78,6 +78,10 @@ class Observation:
     checkpoint: Checkpoint | None = None
     granted: bool = False
     duplicate_of: str | None = None
+    # The name the batch Job has, or will have once created (it is derived, not chosen).
+    job_name: str | None = None
+    # Whether Redis answered: no report then means none was written, not an outage.
+    runner_reachable: bool = True
 
 
 @dataclass(frozen=True)
@@ -113,12 +117,14 @@ class SetControl:
 
 @dataclass(frozen=True)
 class Note:
-    """An Event for `kubectl describe` and, with `audit`, an audit log entry."""
+    """An Event for `kubectl describe` (unless `event` is False) and, with `audit`, an
+    audit log entry."""
 
     reason: str
     message: str
     warning: bool = False
     audit: str | None = None
+    event: bool = True
 
 
 Action = CreateJob | SuspendJob | SetControl
@@ -161,9 +167,10 @@ class _Builder:
         )
 
     def go(self, phase: Phase, reason: str, message: str, *, warning: bool = False,
-           audit: str | None = None) -> None:
+           audit: str | None = None, event: bool = True) -> None:
         if phase != self.phase:
-            self.notes.append(Note(reason, message, warning, audit or phase.value.lower()))
+            self.notes.append(Note(reason, message, warning, audit or phase.value.lower(),
+                                   event))
         self.phase = phase
         self.status["phase"] = phase.value
 
@@ -403,7 +410,9 @@ def _run(b: _Builder) -> None:
         b.condition(ConditionType.PAUSED, False, Reason.RESUMED, "resumed")
         return
     elif b.phase == Phase.PENDING:
-        b.go(Phase.QUEUED, Reason.QUEUED, "waiting in the queue", audit="queued")
+        # Audited, but no Event: phase and the Admitted condition say it, and a job with
+        # room goes on to Running in this same decision (its Event is "Admitted").
+        b.go(Phase.QUEUED, Reason.QUEUED, "waiting in the queue", audit="queued", event=False)
 
     if b.phase == Phase.QUEUED and job is not None and not job.suspended and job.active > 0:
         # The Job was created but the status write was lost (a crash in between): it
@@ -423,9 +432,18 @@ def _run(b: _Builder) -> None:
         b.actions.append(CreateJob(b.remaining_seconds()))
         b.status.setdefault("startedAt", b.now_str)
         b.status["runStartedAt"] = b.now_str
+        # Said now, in the same write as the transition, rather than by a second write
+        # when the Job and the first heartbeat show up: the Job's name is derived, this
+        # is its first attempt (or the next), and the heartbeat is watched from here on.
+        if obs.job_name is not None:
+            b.status["jobRef"] = obs.job_name
+        b.status["attempts"] = max(int(b.status.get("attempts") or 0),
+                                   (job.failed if job is not None else 0) + 1)
         b.go(Phase.RUNNING, Reason.ADMITTED, "admitted: the Job is running", audit="started")
         b.condition(ConditionType.ADMITTED, True, Reason.ADMITTED, "capacity granted")
         b.condition(ConditionType.RUNNING, True, Reason.STARTED, "the runner pod is starting")
+        b.condition(ConditionType.PROGRESSING, True, Reason.STARTED,
+                    "the runner is starting; its heartbeat is watched")
         return
 
     # RUNNING: keep the Job present and running. status.progress is the progress
@@ -436,7 +454,14 @@ def _run(b: _Builder) -> None:
     if obs.runner is not None and obs.runner.state in (RunnerState.RUNNING,
                                                        RunnerState.STARTING) \
             and of_current_run(obs.runner, b.status):
-        _check_heartbeat(b, obs.runner)  # not the report of a pod stopped earlier
+        _check_heartbeat(b, obs.runner.heartbeat_at)  # not a pod stopped earlier's report
+    elif obs.runner_reachable and (obs.runner is None
+                                   or not of_current_run(obs.runner, b.status)):
+        # No report from this run's pod yet: a runner that never starts (a bad image, a
+        # pod that cannot be placed) goes stale from the moment the run began.
+        started = parse_time(b.status.get("runStartedAt"))
+        if started is not None:
+            _check_heartbeat(b, started.timestamp(), silent_since_start=True)
     b.requeue = b.timeouts.heartbeat_stale_seconds  # look again even if nothing happens
 
 
@@ -448,18 +473,23 @@ def of_current_run(runner: RunnerStatus, status: Status) -> bool:
         run_started is None or runner.started_at >= run_started.timestamp() - 1)
 
 
-def _check_heartbeat(b: _Builder, runner: RunnerStatus) -> None:
-    """Progressing=True while the runner beats; False (with a Warning) once it is stale."""
-    age = b.obs.now.timestamp() - runner.heartbeat_at
+def _check_heartbeat(b: _Builder, beat_at: float, *, silent_since_start: bool = False
+                     ) -> None:
+    """Progressing=False (with one Warning) once the heartbeat is stale; True again when
+    it returns. A fresh heartbeat under Progressing=True writes nothing: the condition
+    was set when the run started, and rewriting it per heartbeat is a write per job."""
+    age = b.obs.now.timestamp() - beat_at
     limit = b.timeouts.heartbeat_stale_seconds
     previous = next((c for c in b.status.get("conditions") or []
                      if c.get("type") == ConditionType.PROGRESSING), None)
     if age > limit:
-        message = f"no heartbeat from the runner for {age:.0f}s (limit {limit:.0f}s)"
+        message = (f"no heartbeat from the runner in the {age:.0f}s since the run started"
+                   if silent_since_start else
+                   f"no heartbeat from the runner for {age:.0f}s") + f" (limit {limit:.0f}s)"
         if previous is None or previous.get("status") != "False":
             b.notes.append(Note(Reason.HEARTBEAT_STALE, message, warning=True))
-        b.condition(ConditionType.PROGRESSING, False, Reason.HEARTBEAT_STALE, message)
-    else:
+            b.condition(ConditionType.PROGRESSING, False, Reason.HEARTBEAT_STALE, message)
+    elif not silent_since_start and (previous is None or previous.get("status") != "True"):
         b.condition(ConditionType.PROGRESSING, True, Reason.PROGRESS_REPORTED,
                     "the runner reports progress")
 

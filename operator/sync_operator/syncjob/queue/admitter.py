@@ -9,6 +9,11 @@ Queued, so a job granted but not yet started counts against the limits; passes w
 for the first full LIST of a leadership term (`mark_synced`), so a half-filled cache
 never over-admits.
 
+A new job that may be admitted is handed to the next pass (`arrive`) instead of
+straight to a reconcile, and the pass enqueues it granted or not: its first reconcile
+then knows the answer, and a job with room goes from Pending to Running in one status
+write instead of two (Queued, then Running).
+
 Queue positions are not written into the waiting jobs' status (that rewrote every
 waiting job at each admission); `kubectl sync` computes them on read.
 """
@@ -62,6 +67,7 @@ class Admitter:
         self._grants = Grants()
         self._schedules: dict[str, Mapping[str, Any]] = {}
         self._limits = Limits({str(k): v for k, v in default_limits.items()}, global_limit)
+        self._arrivals: dict[ObjectKey, None] = {}  # new jobs whose first pass is due
         self._wake = asyncio.Event()
         self._synced = asyncio.Event()
 
@@ -78,6 +84,12 @@ class Admitter:
 
     def kick(self) -> None:
         self._wake.set()
+
+    def arrive(self, key: ObjectKey) -> None:
+        """A new waiting job (already in the cache): reconcile it after the next pass, so
+        its first reconcile knows whether it was admitted."""
+        self._arrivals[key] = None
+        self.kick()
 
     def mark_synced(self) -> None:
         """The cache holds a full LIST: passes may start."""
@@ -151,7 +163,8 @@ class Admitter:
             self._grants.assume(best.uid, best.key, best.job_type)
             admitted.append(best.key)
             total += 1
-        for key in admitted:
+        arrivals, self._arrivals = self._arrivals, {}
+        for key in dict.fromkeys([*admitted, *arrivals]):  # admitted first, each once
             self.enqueue(key)
         self.admitted += len(admitted)
         return admitted

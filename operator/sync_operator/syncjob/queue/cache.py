@@ -204,6 +204,10 @@ class JobCache:
         seen = self._seen.get(uid)
         return seen.job_type if seen else None
 
+    def is_waiting(self, uid: str) -> bool:
+        """Whether the job may be admitted now (waiting, not held by pause or dedup)."""
+        return uid in self._waiting
+
     def holding(self, job_type: str) -> int:
         return self._holding[job_type]
 
