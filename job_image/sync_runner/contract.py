@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from enum import IntEnum, StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -94,6 +94,17 @@ class RunnerState(StrEnum):
     FAILED = "failed"
 
 
+# What a report's numbers may be. Counts fit the CRD's int64 integers (the operator
+# copies them into status); times are finite Unix seconds a datetime can hold (up to
+# 9999-12-31T23:59:59Z). Past either, a report is malformed (a ValidationError, which
+# readers ignore) rather than a crash, a refused status write or a heartbeat that never
+# goes stale (NaN compares false, infinity is forever fresh) where it is used.
+MAX_COUNT = 2**63 - 1
+MAX_UNIX_SECONDS = 253_402_300_799.0
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+UnixTime = Annotated[float, Field(ge=0, le=MAX_UNIX_SECONDS, allow_inf_nan=False)]
+
+
 class _Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -101,11 +112,11 @@ class _Message(BaseModel):
 class Progress(_Message):
     """Units done out of total (total None when unknown yet), with a human message."""
 
-    done: int = Field(default=0, ge=0)
-    total: int | None = Field(default=None, ge=0)
+    done: Count = 0
+    total: Count | None = None
     unit: str = "items"
     message: str = ""
-    updated_at: float = Field(default_factory=time.time)
+    updated_at: UnixTime = Field(default_factory=time.time)
 
     @property
     def percent(self) -> int | None:
@@ -120,15 +131,15 @@ class RunnerStatus(_Message):
     state: RunnerState
     progress: Progress = Field(default_factory=Progress)
     pod: str = ""
-    heartbeat_at: float = Field(default_factory=time.time)
-    started_at: float | None = None
+    heartbeat_at: UnixTime = Field(default_factory=time.time)
+    started_at: UnixTime | None = None
     # The control generation the runner has acted on: the operator waits for
     # acked_generation >= the generation of its pause/cancel request.
     acked_generation: int = 0
     # saved_at of the latest checkpoint actually stored in Redis (None: none yet), so
     # a paused/interrupted status never claims a checkpoint that did not land.
-    checkpoint_at: float | None = None
-    warnings: int = 0
+    checkpoint_at: UnixTime | None = None
+    warnings: Count = 0
     error: str | None = None
     summary: dict[str, Any] = Field(default_factory=dict)
 
@@ -150,7 +161,7 @@ class Checkpoint(_Message):
 
     data: dict[str, Any] = Field(default_factory=dict)
     progress: Progress = Field(default_factory=Progress)
-    saved_at: float = Field(default_factory=time.time)
+    saved_at: UnixTime = Field(default_factory=time.time)
     pod: str = ""
 
 

@@ -15,6 +15,7 @@ reason that is not metav1 syntax becomes CamelCase words, or a fallback.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -91,11 +92,32 @@ def condition_reason(value: Any, *, fallback: str) -> str:
     return camel if is_reason(camel) else fallback
 
 
+# The integers a status can hold (the API server decodes JSON numbers as int64 or float64).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with what strict JSON cannot carry to the API server written as text: NaN
+    and infinities (json.dumps would send them bare, a body the server refuses with 400,
+    which a reconciler retries forever) and integers beyond int64."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, int) and not isinstance(value, bool) \
+            and not INT64_MIN <= value <= INT64_MAX:
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def bounded_result(summary: dict[str, Any]) -> dict[str, Any]:
-    """The runner's summary for status.result, or a note saying it was too big (with its
-    size and top-level keys) so the status stays small."""
+    """The runner's summary for status.result (JSON-safe), or a note saying it was too big
+    (with its size and top-level keys) so the status stays small."""
+    summary = json_safe(summary)
     encoded = json.dumps(summary, default=str, ensure_ascii=False)
-    size = len(encoded.encode())
+    size = len(encoded.encode("utf-8", "surrogatepass"))
     if size <= RESULT_MAX_BYTES:
         return summary
     keys = [clip(str(k), 64) for k in list(summary)[:50]]
