@@ -13,8 +13,8 @@ against the real API server like any other. Properties:
   write the API server refuses, never stop the progress relay, and leave the job
   cancellable.
 
-Bytes that are not UTF-8 are left out of the Redis fuzz here: they hit a known bug of
-RunnerLink, pinned by strict xfails in the unit file.
+Bytes that are not UTF-8 are left out of the Redis fuzz here: the unit file checks them
+against RunnerLink on the real Redis (they once raised from every read).
 """
 
 from __future__ import annotations
@@ -190,8 +190,7 @@ def odd_syncjobs(draw: st.DrawFn) -> tuple[str, dict[str, Any], str]:
                                 json_values, max_size=5))
     params: dict[str, Any] = {**junk, "items": draw(st.integers(0, 2)), "unitSeconds": 0.01}
     if draw(st.booleans()):
-        # Up to 160 KB of UTF-8 in the Job's environment: under the 512 KiB watch line
-        # the operator reads (the known bug pinned below).
+        # Up to 160 KB of UTF-8 in the Job's environment (600 KB: the test below).
         params["blob"] = draw(st.sampled_from(["ü", "ß", "😀", "x"])) * 40_000
     expected = "Succeeded"
     if draw(st.booleans()):
@@ -234,13 +233,11 @@ async def test_odd_but_valid_syncjobs_each_reach_a_terminal_phase(
     operator_log_is_clean(operator)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "known bug, reported: a watch event longer than aiohttp's 512 KiB line limit (a Job "
-    "whose SYNC_JOB_PARAMS env holds params of 600 KB) raises LineTooLong in the operator's "
-    "watch (kube/client.py), and the leader's work restarts in a loop"))
 async def test_params_of_600_kb_do_not_restart_the_operators_loops(
         kube: KubeClient, namespace: str,
         start_operator: Callable[..., OperatorProcess]) -> None:
+    """A watch event over aiohttp's 512 KiB line limit (the Job's SYNC_JOB_PARAMS env)
+    once raised LineTooLong in the operator's Job watch and restarted its loops."""
     operator = start_operator(runner_image=SIM_IMAGE_REF)
     await kube.create(SYNCJOBS, {"apiVersion": API_VERSION, "kind": "SyncJob",
                                  "metadata": {"name": "big"},

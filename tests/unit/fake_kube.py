@@ -13,6 +13,10 @@ list, create, patch, delete) with the API server's semantics that matter to them
 - delete answers 404 for a missing object; an object with finalizers gets a
   deletionTimestamp and goes once a patch removes its last finalizer.
 
+Every change of a stored object (a call, or a test's own `seed`, `touch`, `set_status`,
+`remove`) is delivered at once to the functions in `watchers`, as a watch without lag
+would deliver it: (event type, resource, object).
+
 Every call is recorded in order (`calls`), before it is carried out, so a test can
 assert what was written, in which order, or that nothing was. `before` runs a hook
 just before a matching call, to simulate another writer racing the code under test.
@@ -147,6 +151,7 @@ class FakeKube:
         self._clock = clock or (lambda: START)
         self.calls: list[Call] = []
         self._hooks: list[_Hook] = []
+        self.watchers: list[Callable[[str, Resource, Obj], None]] = []
 
     @property
     def client(self) -> KubeClient:
@@ -165,6 +170,7 @@ class FakeKube:
         meta.setdefault("creationTimestamp", format_time(self._clock()))
         meta["resourceVersion"] = self._next_rv()
         self._objects[(res, meta.get("namespace"), meta["name"])] = stored
+        self._notify("ADDED", res, stored)
         return copy.deepcopy(stored)
 
     def stored(self, res: Resource, name: str, namespace: str | None) -> Obj | None:
@@ -178,16 +184,20 @@ class FakeKube:
     def touch(self, res: Resource, name: str, namespace: str | None) -> None:
         """Another writer changed the object: only its resourceVersion moves."""
         self._objects[(res, namespace, name)]["metadata"]["resourceVersion"] = self._next_rv()
+        self._notify("MODIFIED", res, self._objects[(res, namespace, name)])
 
     def set_status(self, res: Resource, name: str, namespace: str | None, status: Obj) -> None:
         """Another writer merged `status` into the object's status (not recorded)."""
         obj = self._objects[(res, namespace, name)]
         obj["status"] = merge(obj.get("status") or {}, status)
         obj["metadata"]["resourceVersion"] = self._next_rv()
+        self._notify("MODIFIED", res, obj)
 
     def remove(self, res: Resource, name: str, namespace: str | None) -> None:
         """The object is gone (not recorded)."""
-        del self._objects[(res, namespace, name)]
+        obj = self._objects.pop((res, namespace, name))
+        obj["metadata"]["resourceVersion"] = self._next_rv()
+        self._notify("DELETED", res, obj)
 
     def before(self, verb: str, res: Resource, action: Callable[[], None], *,
                subresource: str | None = None, once: bool = True) -> None:
@@ -258,6 +268,7 @@ class FakeKube:
                     resourceVersion=self._next_rv())
         meta.pop("deletionTimestamp", None)
         self._objects[key] = stored
+        self._notify("ADDED", res, stored)
         return copy.deepcopy(stored)
 
     async def patch(self, res: Resource, name: str, patch: Any, namespace: str | None = None,
@@ -292,8 +303,10 @@ class FakeKube:
         meta = result["metadata"]
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
             del self._objects[(res, namespace, name)]
+            self._notify("DELETED", res, result)
         else:
             self._objects[(res, namespace, name)] = result
+            self._notify("MODIFIED", res, result)
         return copy.deepcopy(result)
 
     async def delete(self, res: Resource, name: str, namespace: str | None = None, *,
@@ -311,8 +324,11 @@ class FakeKube:
         if obj["metadata"].get("finalizers"):
             obj["metadata"].setdefault("deletionTimestamp", format_time(self._clock()))
             obj["metadata"]["resourceVersion"] = self._next_rv()
+            self._notify("MODIFIED", res, obj)
             return copy.deepcopy(obj)
         del self._objects[key]
+        obj["metadata"]["resourceVersion"] = self._next_rv()
+        self._notify("DELETED", res, obj)
         return {"kind": "Status", "apiVersion": "v1", "status": "Success"}
 
     # -- internals --------------------------------------------------------------------
@@ -325,6 +341,10 @@ class FakeKube:
                 if hook.once:
                     self._hooks.remove(hook)
                 hook.action()
+
+    def _notify(self, event: str, res: Resource, obj: Obj) -> None:
+        for watcher in list(self.watchers):
+            watcher(event, res, copy.deepcopy(obj))
 
     def _next_rv(self) -> str:
         return str(next(self._rv))

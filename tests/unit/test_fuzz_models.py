@@ -608,10 +608,6 @@ def test_clipping_always_fits_and_reasons_are_always_valid(text: str, limit: int
 NOT_UTF8 = b'\xff\xfe{"state": "running"}'
 
 
-@pytest.mark.xfail(strict=True, raises=UnicodeDecodeError, reason=(
-    "known bug, reported: RunnerLink (syncjob/runner_link.py, decode_responses=True) lets "
-    "redis-py's UnicodeDecodeError out of status() and checkpoint(), so every reconcile of "
-    "the job fails until the hash is overwritten"))
 async def test_a_state_hash_or_checkpoint_that_is_not_utf8_reads_as_malformed(
         redis_server: Any) -> None:
     from sync_operator.syncjob.runner_link import RunnerLink
@@ -629,10 +625,6 @@ async def test_a_state_hash_or_checkpoint_that_is_not_utf8_reads_as_malformed(
         await raw.aclose()
 
 
-@pytest.mark.xfail(strict=True, raises=UnicodeDecodeError, reason=(
-    "known bug, reported: RunnerLink.follow catches only RedisError/OSError, so one "
-    "published message that is not UTF-8 ends the follower (and with it the leader's "
-    "TaskGroup, which restarts all its loops)"))
 async def test_an_event_that_is_not_utf8_does_not_end_the_follower(redis_server: Any) -> None:
     from sync_operator.syncjob.runner_link import RunnerLink
 

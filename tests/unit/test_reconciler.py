@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis.asyncio as aioredis
@@ -21,18 +21,20 @@ from redis.asyncio.client import PubSub
 
 from sync_operator.api.common import API_VERSION, FINALIZER, SYNCJOBS, Phase, Reason
 from sync_operator.app.clock import ManualClock
-from sync_operator.kube import ApiError
+from sync_operator.kube import ApiError, Resource
+from sync_operator.kube.bodies import RawBody
 from sync_operator.kube.conditions import get_condition
 from sync_operator.kube.events import EventRecorder
 from sync_operator.kube.keys import ObjectKey
 from sync_operator.kube.metrics import OperatorMetrics
 from sync_operator.kube.resources import JOBS
+from sync_operator.kube.store import ObjectStore
 from sync_operator.kube.timestamps import format_time
 from sync_operator.syncjob.job_builder import JobSettings, build_job, job_name
 from sync_operator.syncjob.progress_relay import ProgressRelay
-from sync_operator.syncjob.reconciler import Reconciler
+from sync_operator.syncjob.reconciler import CONFLICT_RETRY_SECONDS, Reconciler
 from sync_operator.syncjob.runner_link import RunnerLink
-from sync_operator.syncjob.statemachine import Timeouts
+from sync_operator.syncjob.statemachine import JobObservation, Timeouts
 from sync_runner.contract import (
     CONTROL_FIELD,
     STATE_FIELD,
@@ -119,8 +121,9 @@ async def world(redis_server: RedisServer,
     metrics = OperatorMetrics()
     settings = JobSettings(image="registry.local/sync-runner:test", redis_url=redis_server.url)
     capacity_changes: list[int] = []
+    syncjobs, jobs = watched_stores(kube)
     reconciler = Reconciler(
-        client=kube.client, link=link,
+        client=kube.client, syncjobs=syncjobs, jobs=jobs, link=link,
         recorder=EventRecorder(client=kube.client, instance=IDENTITY),
         admission=grants, relay=relay, job_settings=settings, timeouts=TIMEOUTS,
         identity=IDENTITY, mirror=mirror, metrics=metrics,
@@ -128,6 +131,26 @@ async def world(redis_server: RedisServer,
     yield World(kube, clock, link, redis_client, grants, relay, mirror, metrics, settings,
                 reconciler, capacity_changes)
     await link.close()
+
+
+def watched_stores(kube: FakeKube) -> tuple[ObjectStore[RawBody], ObjectStore[JobObservation]]:
+    """The reconciler's stores, fed by the fake's lag-free watch as the Runtime feeds the
+    real ones (kinds are filled in: the fake keeps objects as they were sent)."""
+    syncjobs: ObjectStore[RawBody] = ObjectStore(kind="SyncJob", keep=lambda b: cast(RawBody, b))
+    jobs: ObjectStore[JobObservation] = ObjectStore(kind="Job", keep=JobObservation.from_body)
+
+    def feed(event: str, res: Resource, obj: Body) -> None:
+        store: ObjectStore[Any] | None = {SYNCJOBS: syncjobs, JOBS: jobs}.get(res)
+        if store is None:
+            return
+        obj = {**obj, "kind": store.kind}
+        if event == "DELETED":
+            store.delete(obj)
+        else:
+            store.put(obj)
+
+    kube.watchers.append(feed)
+    return syncjobs, jobs
 
 
 def seed_syncjob(world: World, name: str, *, phase: Phase | None = None,
@@ -215,7 +238,7 @@ async def test_a_granted_queued_job_writes_running_first_then_creates_its_job(
         "sync_operator_reconciles_total", {"outcome": "ok"}) == 1.0
 
 
-async def test_a_status_write_conflict_returns_zero_and_acts_on_nothing(world: World) -> None:
+async def test_a_status_write_conflict_comes_back_soon_and_acts_on_nothing(world: World) -> None:
     body = seed_syncjob(world, "raced", phase=Phase.QUEUED)
     uid = body["metadata"]["uid"]
     world.grants.granted_uids.add(uid)
@@ -224,7 +247,7 @@ async def test_a_status_write_conflict_returns_zero_and_acts_on_nothing(world: W
     world.kube.before("patch", SYNCJOBS, lambda: world.kube.touch(SYNCJOBS, "raced", NS),
                       subresource="status")
 
-    assert await world.reconcile("raced") == 0.0
+    assert await world.reconcile("raced") == CONFLICT_RETRY_SECONDS
 
     assert world.kube.calls_of("patch", SYNCJOBS, subresource="status")  # it was tried
     assert world.kube.calls_of("create", JOBS) == []
@@ -283,13 +306,13 @@ async def test_the_finalizer_is_added_with_a_precondition_before_the_status_is_w
     assert world.status("new")["phase"] == "Queued"  # not granted: it waits
 
 
-async def test_a_finalizer_write_conflict_returns_zero_and_writes_nothing_else(
+async def test_a_finalizer_write_conflict_comes_back_soon_and_writes_nothing_else(
         world: World) -> None:
     body = seed_syncjob(world, "racing", finalizer=False)
     # Another writer changes the object between our read and the finalizer patch.
     world.kube.before("patch", SYNCJOBS, lambda: world.kube.touch(SYNCJOBS, "racing", NS))
 
-    assert await world.reconcile("racing") == 0.0
+    assert await world.reconcile("racing") == CONFLICT_RETRY_SECONDS
 
     [add] = world.kube.calls_of("patch", SYNCJOBS)  # it was tried, with the precondition
     assert add.body["metadata"]["resourceVersion"] == body["metadata"]["resourceVersion"]

@@ -337,8 +337,10 @@ def test_a_runner_that_never_reports_goes_stale_from_the_start_of_its_run() -> N
     assert [(n.reason, n.warning) for n in silent.notes] == [("HeartbeatStale", True)]
     again = observe("Running", job=job(), status=silent.status,
                     now=NOW + timedelta(seconds=60))
-    assert not again.changed and again.notes == ()  # one write and one Warning per stall
+    assert not again.changed  # one write and one Warning per stall
+    assert again.notes == ()
     outage = observe("Running", job=job(), status=status, runner_reachable=False)
-    assert outage.notes == () and "conditions" not in outage.status
+    assert outage.notes == ()
+    assert "conditions" not in outage.status
     recent = observe("Running", job=job(), status={"runStartedAt": "2026-11-25T11:59:30Z"})
     assert recent.notes == ()

@@ -1,8 +1,9 @@
 """Wires the operator's parts together and runs them while this replica leads.
 
 kopf watches SyncJobs and SyncSchedules and calls the thin handlers; they call
-`Runtime.on_*`, which feed the admission cache and enqueue keys (not the echoes of
-our own writes). Our batch Jobs are watched here, by label selector. Workers
+`Runtime.on_*`, which feed the object stores (what a reconcile reads) and the
+admission cache, and enqueue keys (not the echoes of our own writes). Our batch Jobs
+are watched here, by label selector. Workers
 reconcile keys; the admitter, the progress relay and the Redis follower run beside
 them. Nothing here decides anything: the decisions are in syncjob/statemachine.py
 and syncjob/queue/.
@@ -32,6 +33,7 @@ from sync_operator.kube.keys import ObjectKey
 from sync_operator.kube.metrics import OperatorMetrics, gauge
 from sync_operator.kube.own_writes import OwnWrites
 from sync_operator.kube.resources import JOBS
+from sync_operator.kube.store import ObjectStore, without_managed_fields
 from sync_operator.kube.stream import RESET, follow
 from sync_operator.kube.workqueue import WorkQueue
 from sync_operator.mirror import MirrorStore, SchemaNotMigrated, ensure_schema
@@ -68,8 +70,13 @@ class Runtime:
         self.schedule_queue: WorkQueue[ObjectKey] = WorkQueue()
         self.link = RunnerLink(settings.redis_url)
         self.recorder = EventRecorder(client=self.client, instance=self.identity)
+        # The latest SyncJobs and Jobs, from the watches and our own writes' answers.
+        self.syncjobs: ObjectStore[RawBody] = ObjectStore(
+            kind="SyncJob", keep=lambda body: cast(RawBody, without_managed_fields(body)))
+        self.job_views: ObjectStore[JobObservation] = ObjectStore(
+            kind="Job", keep=JobObservation.from_body)
         # What our own writes left, so their watch echoes start no reconcile.
-        self.own_writes = OwnWrites()
+        self.own_writes = OwnWrites(on_record=self.syncjobs.put)
         self.store = MirrorStore(settings.database_url) if settings.database_url else None
         self.mirror = MirrorLink(client=self.client, store=self.store,
                                  own_writes=self.own_writes) if self.store else None
@@ -84,7 +91,8 @@ class Runtime:
             default_limits=dict(settings.type_limits),
             interval=settings.admission_interval_seconds, enqueue=self.queue.add)
         self.reconciler = Reconciler(
-            client=self.client, link=self.link, recorder=self.recorder,
+            client=self.client, syncjobs=self.syncjobs, jobs=self.job_views,
+            link=self.link, recorder=self.recorder,
             admission=self.admitter.grants, relay=self.relay,
             job_settings=JobSettings(
                 image=settings.runner_image, redis_url=settings.redis_url,
@@ -117,6 +125,10 @@ class Runtime:
     def on_syncjob(self, body: Mapping[str, Any], *, event: str | None = None) -> None:
         """A watch event (`event` is ADDED, MODIFIED, DELETED, or None for a listing)."""
         deleted = event == "DELETED"
+        if deleted:
+            self.syncjobs.delete(body)
+        else:
+            self.syncjobs.put(body)
         changed = self.jobs.forget(body) if deleted else self.jobs.observe(body)
         if changed:
             self.admitter.kick()
@@ -141,6 +153,10 @@ class Runtime:
             self.schedule_queue.add(ObjectKey.of(body))
 
     def on_job(self, body: Mapping[str, Any], *, deleted: bool = False) -> None:
+        if deleted:
+            self.job_views.delete(body)
+        else:
+            self.job_views.put(body)
         owner = _owning_syncjob(body)
         if owner is None:
             return
@@ -150,6 +166,7 @@ class Runtime:
 
     def on_jobs_listed(self, jobs: list[RawBody], *, enqueue: bool = True) -> None:
         """A full LIST of our batch Jobs (a watch start or a re-list after a gap)."""
+        self.job_views.replace(list(jobs))
         counts = {owner["uid"]: _pods_of(job) for job in jobs
                   if (owner := _owning_syncjob(job)) is not None}
         if self.jobs.replace_pods(counts):
@@ -295,8 +312,9 @@ class Runtime:
         jobs = await self.client.list(SYNCJOBS, ns)
         schedules = (await self.client.list(SYNCSCHEDULES, ns))["items"]
         batch = (await self.client.list(JOBS, ns, label_selector=JOB_SELECTOR))["items"]
-        changed = self.jobs.replace(list(jobs["items"]),
-                                    (jobs.get("metadata") or {}).get("resourceVersion"))
+        version = (jobs.get("metadata") or {}).get("resourceVersion")
+        self.syncjobs.replace(list(jobs["items"]), version)
+        changed = self.jobs.replace(list(jobs["items"]), version)
         self.admitter.replace_schedules(list(schedules))
         self.on_jobs_listed(batch, enqueue=False)
         if changed:

@@ -195,11 +195,18 @@ class KubeClient:
             if resp.status >= 400:
                 text = await resp.text()
                 raise ApiError(resp.status, resp.reason or "", text)
-            async for line in resp.content:
-                if not line.strip():
-                    continue
-                event = json.loads(line)
-                yield str(event["type"]), _body(event["object"])
+            # Lines are split here, not by aiohttp's readline: that refuses a line over
+            # 512 KiB, and one event of an object near etcd's size limit is longer
+            # (fuzzed: a SyncJob with large params, through its Job's environment).
+            buffered = b""
+            async for chunk in resp.content.iter_any():
+                buffered += chunk
+                *lines, buffered = buffered.split(b"\n")
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    yield str(event["type"]), _body(event["object"])
 
 
 def _body(payload: Mapping[str, Any]) -> RawBody:

@@ -1,14 +1,15 @@
 """Reconciles one SyncJob: reads the world, asks the state machine, does what it says.
 
-Reads: the SyncJob, its batch Job, the runner's status in Redis, the queue's
-grant. Writes: the Job (create, unsuspend, suspend, delete), control flags in
-Redis, the status (with a resourceVersion precondition, so a decision made on a
-stale read is retried rather than written), Events, and audit entries into the
-status outbox that the PostgreSQL mirror drains.
+Reads: the SyncJob and its batch Job from the watch-fed stores (kube/store.py; no GET),
+the runner's status in Redis, the queue's grant. Writes: the Job (create, unsuspend,
+suspend, delete), control flags in Redis, the status (with a resourceVersion
+precondition, so a decision made on a stale read is retried rather than written),
+Events, and audit entries into the status outbox that the PostgreSQL mirror drains.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -27,6 +28,7 @@ from sync_operator.kube.metrics import OperatorMetrics
 from sync_operator.kube.own_writes import OwnWrites
 from sync_operator.kube.patches import merge_patch
 from sync_operator.kube.resources import JOBS
+from sync_operator.kube.store import ObjectStore
 from sync_operator.kube.timestamps import utc_now
 from sync_operator.mirror.link import Mirror
 from sync_operator.syncjob.job_builder import JobSettings, build_job, job_name
@@ -50,6 +52,9 @@ from sync_runner.contract import Control
 log = logging.getLogger(__name__)
 # How soon a control flag that Redis did not take is published again.
 CONTROL_RETRY_SECONDS = 2.0
+# How soon a write refused as stale (409) is decided again. The newer version is on its
+# way through the watch, whose event enqueues the key at once; this is the safety net.
+CONFLICT_RETRY_SECONDS = 0.2
 
 
 def _job_name(body: RawBody) -> str:
@@ -57,13 +62,16 @@ def _job_name(body: RawBody) -> str:
 
 
 class Reconciler:
-    def __init__(self, *, client: KubeClient, link: RunnerLink, recorder: EventRecorder,
+    def __init__(self, *, client: KubeClient, syncjobs: ObjectStore[RawBody],
+                 jobs: ObjectStore[JobObservation], link: RunnerLink, recorder: EventRecorder,
                  admission: AdmissionView, relay: ProgressRelay, job_settings: JobSettings,
                  timeouts: Timeouts, identity: str, mirror: Mirror | None = None,
                  metrics: OperatorMetrics | None = None, own_writes: OwnWrites | None = None,
                  on_capacity_change: Callable[[], None] = lambda: None,
                  clock: Callable[[], datetime] = utc_now) -> None:
         self.client = client
+        self.syncjobs = syncjobs
+        self.jobs = jobs
         self.link = link
         self.recorder = recorder
         self.admission = admission
@@ -81,9 +89,10 @@ class Reconciler:
     async def reconcile(self, key: ObjectKey) -> float | None:
         namespace, name = key
         self.reconciles += 1
-        body = await self.client.get_or_none(SYNCJOBS, name, namespace)
-        if body is None:
-            return None
+        stored = self.syncjobs.get(key)
+        if stored is None:
+            return None  # deleted (or not seen yet: its event enqueues it again)
+        body: RawBody = copy.deepcopy(stored)
         uid = body["metadata"]["uid"]
         if body["metadata"].get("deletionTimestamp"):
             await self.finalize(body)
@@ -93,7 +102,7 @@ class Reconciler:
                 body = await self._add_finalizer(body)
             except ApiError as err:
                 if err.conflict:  # changed since the read: nothing was done, read again
-                    return 0.0
+                    return CONFLICT_RETRY_SECONDS
                 raise
 
         try:
@@ -103,8 +112,7 @@ class Reconciler:
             return None
         status: Document = dict(body.get("status") or {})
         phase = Phase.of(body)
-        job_body = await self.client.get_or_none(JOBS, _job_name(body), namespace)
-        job = JobObservation.from_body(job_body) if job_body else None
+        job = self.jobs.get(ObjectKey(namespace, _job_name(body)))
         live = not (phase.is_terminal and job is None)
         runner = await self.link.status(uid) if live else None
         checkpoint = await self.link.checkpoint(uid) if live and runner is not None else None
@@ -130,7 +138,7 @@ class Reconciler:
                 body = await self._write_status(body, status, new_status)
             except ApiError as err:
                 if err.conflict:
-                    return 0.0  # read again and decide again
+                    return CONFLICT_RETRY_SECONDS  # read again and decide again
                 if not is_invalid(err):
                     raise
                 return await self._status_rejected(key, body, status, job, err)
@@ -173,22 +181,26 @@ class Reconciler:
             return published or self.link.available  # refused as not newer: fine
         elif isinstance(action, SuspendJob):
             if job is not None:
-                await self.client.patch(JOBS, job.name, {"spec": {"suspend": True}}, namespace)
+                self.jobs.put(await self.client.patch(
+                    JOBS, job.name, {"spec": {"suspend": True}}, namespace))
         elif isinstance(action, CreateJob):
             if job is None:
                 manifest = build_job(body, self.job_settings)
                 try:
-                    await self.client.create(JOBS, manifest, namespace)
+                    self.jobs.put(await self.client.create(JOBS, manifest, namespace))
                 except ApiError as err:
                     if not err.conflict:
                         raise
-                    job = JobObservation.from_body(
-                        await self.client.get(JOBS, manifest["metadata"]["name"], namespace))
+                    # It exists and the watch has not shown it yet: read it once.
+                    existing = await self.client.get(JOBS, manifest["metadata"]["name"],
+                                                     namespace)
+                    self.jobs.put(existing)
+                    job = JobObservation.from_body(existing)
             if job is not None and job.suspended:
                 patch: Document = {"spec": {"suspend": False}}
                 if action.remaining_seconds is not None:
                     patch["spec"]["activeDeadlineSeconds"] = action.remaining_seconds
-                await self.client.patch(JOBS, job.name, patch, namespace)
+                self.jobs.put(await self.client.patch(JOBS, job.name, patch, namespace))
         return True
 
     def _with_audit(self, body: RawBody, decision: Decision) -> Document:
@@ -232,7 +244,7 @@ class Reconciler:
             body = await self._write_status(body, old, failed)
         except ApiError as again:
             if again.conflict:
-                return 0.0  # changed meanwhile: decide again on the fresh object
+                return CONFLICT_RETRY_SECONDS  # changed meanwhile: decide again
             raise
         if job is not None:
             await self._execute(SuspendJob(), body, job)
@@ -259,7 +271,7 @@ class Reconciler:
         still Pending, the older wins, ties broken by name, so both sides agree."""
         meta = body["metadata"]
         mine = (meta["creationTimestamp"], meta["name"])
-        others = (await self.client.list(SYNCJOBS, meta["namespace"]))["items"]
+        others = list(self.syncjobs.in_namespace(meta["namespace"]))
         active = [
             o for o in others
             if o["metadata"]["uid"] != meta["uid"]

@@ -61,9 +61,12 @@ StatusCallback = Callable[[str, RunnerStatus], Awaitable[None]]
 
 class RunnerLink:
     def __init__(self, redis_url: str) -> None:
+        # Bytes that are not UTF-8 (a corrupt hash, a foreign publisher) decode with
+        # U+FFFD and then fail validation as malformed, like any other bad report: with
+        # strict decoding they raised from every read and ended the follower (fuzzed).
         self.redis: aioredis.Redis = aioredis.Redis.from_url(
-            redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=3,
-            health_check_interval=10)
+            redis_url, decode_responses=True, encoding_errors="replace", socket_timeout=5,
+            socket_connect_timeout=3, health_check_interval=10)
         self._set_control = self.redis.register_script(_SET_CONTROL)
         self.available = True
 
