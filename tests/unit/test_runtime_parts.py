@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from sync_operator.api.common import JobType
 from sync_operator.kube.workqueue import WorkQueue
-from sync_operator.syncjob.progress_relay import estimate_eta
+from sync_operator.syncjob.progress_relay import ETA_MAX_SECONDS, estimate_eta
 from sync_operator.syncjob.queue.admitter import type_limits
 from testkit.waiting import eventually
 
@@ -146,3 +146,5 @@ def test_eta_comes_from_the_rate_of_this_run() -> None:
     assert estimate_eta((0.0, 0), 10.0, 0, 100) is None  # no progress yet: no rate
     assert estimate_eta((0.0, 20), 10.0, 40, 100) == 30  # 2 units/s, 60 left
     assert estimate_eta((0.0, 0), 10.0, 10, None) is None  # total unknown
+    # A crawl towards a huge total: capped, not a number the schema's int64 refuses.
+    assert estimate_eta((0.0, 0), 1e9, 1, 2**62) == ETA_MAX_SECONDS

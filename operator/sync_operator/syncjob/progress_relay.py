@@ -41,13 +41,18 @@ class _Track:
     phase: str = "Running"
 
 
+ETA_MAX_SECONDS = 100 * 365 * 24 * 3600  # a century: beyond it, "how long" says nothing
+
+
 def estimate_eta(first: tuple[float, int] | None, now: float, done: int,
                  total: int | None) -> int | None:
     """Seconds left at the rate seen since `first`; None until there is a rate."""
     if first is None or total is None or done <= first[1]:
         return None
     rate = (done - first[1]) / max(now - first[0], 1e-6)
-    return max(0, int((total - done) / rate))
+    # Capped: an extreme but valid report (a total near int64, a crawl of a rate) would
+    # give a number the schema's int64 refuses, and that 422 would stop progress landing.
+    return min(ETA_MAX_SECONDS, max(0, int((total - done) / rate)))
 
 
 class ProgressRelay:
