@@ -133,7 +133,12 @@ OperatorFactory = Callable[..., OperatorProcess]
 
 @pytest.fixture(scope="session")
 async def crds(kube: KubeClient) -> list[str]:
-    return await install_crds(kube)
+    """The CRDs, and the admission policies that stamp who did what on them."""
+    from testkit.policies import install_policies
+
+    names = await install_crds(kube)
+    await install_policies(kube)
+    return names
 
 
 @pytest.fixture

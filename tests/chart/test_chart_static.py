@@ -12,7 +12,7 @@ import yaml
 from chart_helpers import CHART, REPO, render
 
 from sync_operator.app.settings import OperatorSettings
-from testkit.helm import lint, run_helm
+from testkit.helm import lint, run_helm, template
 
 pytestmark = pytest.mark.cluster  # needs the Go-built helm, like the cluster tests
 
@@ -307,3 +307,47 @@ def test_network_policies_can_be_turned_off_and_follow_disabled_ports(
     release = render("sync-system", {"webhook": {"enabled": False},
                                       "metrics": {"enabled": False}})
     assert not _policies(release)[release.fullname]["spec"].get("ingress")  # deny all
+
+
+MUTATING_API = "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy"
+VALIDATING_API = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"
+POLICY_KINDS = {"MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding",
+                "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+
+
+def _with_apis(*apis: str, values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    args = [arg for api in apis for arg in ("--api-versions", api)]
+    return template(CHART, "sync-system", "sync-system", values, extra_args=args)
+
+
+def test_stamp_policies_render_only_where_the_cluster_serves_them(helm_binary: Path) -> None:
+    """The API server stamps who did what when it has MutatingAdmissionPolicy; the guard
+    comes with ValidatingAdmissionPolicy; without either the webhook stamps alone."""
+    assert not {m["kind"] for m in render("sync-system").manifests} & POLICY_KINDS
+    both = [m for m in _with_apis(MUTATING_API, VALIDATING_API) if m["kind"] in POLICY_KINDS]
+    shipped = {m["kind"]: m for m in (yaml.safe_load(p.read_text())
+                                      for p in sorted((REPO / "policies").glob("*.yaml")))}
+    assert sorted(m["kind"] for m in both) == sorted(POLICY_KINDS)
+    for manifest in both:
+        source = shipped[manifest["kind"]]
+        assert manifest["metadata"]["name"] == source["metadata"]["name"].replace(
+            "sync-operator", "sync-system-sync-operator", 1)
+        assert manifest["metadata"]["labels"]["app.kubernetes.io/instance"] == "sync-system"
+        spec = dict(manifest["spec"])
+        if "policyName" in spec:
+            assert spec.pop("policyName") == source["spec"]["policyName"].replace(
+                "sync-operator", "sync-system-sync-operator", 1)
+            source = {**source, "spec": {k: v for k, v in source["spec"].items()
+                                         if k != "policyName"}}
+        assert spec == source["spec"], manifest["kind"]  # the CEL as written, unchanged
+    only_vap = {m["kind"] for m in _with_apis(VALIDATING_API)} & POLICY_KINDS
+    assert only_vap == {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+    scoped = _with_apis(MUTATING_API, VALIDATING_API, values={"watchNamespace": "jobs"})
+    for binding in (m for m in scoped if m["kind"] in POLICY_KINDS
+                    and m["kind"].endswith("Binding")):
+        assert binding["spec"]["matchResources"] == {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "jobs"}}}
+    # The webhook's Service and certificate stay in all cases: schedule validation
+    # (and, without the policies, the stamps) needs them.
+    assert [m for m in scoped if m["kind"] == "Service"
+            and m["metadata"]["name"].endswith("-webhook")]

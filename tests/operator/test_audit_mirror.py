@@ -1,5 +1,6 @@
 """The PostgreSQL mirror and audit log through the real operator, the real admission
-webhook (registered with the local API server) and real PostgreSQL."""
+webhook (registered with the local API server, next to the stamp policies the `crds`
+fixture installs: both write the same stamps) and real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -251,9 +252,11 @@ async def test_schedule_changes_are_mirrored_and_audited_with_the_user(
     assert deleted_at is not None
 
 
-async def test_without_the_webhook_changes_are_audited_as_unknown_not_lost(
+async def test_without_the_webhook_the_api_server_still_names_the_user(
         kube: KubeClient, namespace: str, database_url: str,
         start_operator: Callable[..., OperatorProcess]) -> None:
+    """No webhook at all: the MutatingAdmissionPolicy (installed with the CRDs) stamps
+    the change with the requesting user, here the admin, instead of "unknown"."""
     upgrade(database_url)
     start_operator(database_url=database_url, identity=OPERATOR_IDENTITY)
     created = await kube.create(SYNCJOBS, syncjob("unstamped", "audio",
@@ -265,6 +268,7 @@ async def test_without_the_webhook_changes_are_audited_as_unknown_not_lost(
     await eventually(lambda: drained(kube, namespace, "unstamped"), timeout=30,
                      what="drained")
     trail = audit(database_url, created["metadata"]["uid"])
-    assert ("pause", "unknown") in trail
-    assert ("priority_change", "unknown") in trail
+    assert [row for row in trail if row[1] == "admin"] == [
+        ("create", "admin"), ("pause", "admin"), ("priority_change", "admin")]
+    assert not [row for row in trail if row[1] == "unknown"]
     assert ("paused", OPERATOR_IDENTITY) in trail

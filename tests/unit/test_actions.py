@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
 from sync_operator.audit.actions import (
-    ACTIONS_ANNOTATION,
+    STAMP_PREFIX,
     schedule_actions,
-    stamp,
+    stamp_patch,
     syncjob_actions,
     unseen_actions,
 )
@@ -21,8 +20,9 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 def job(spec: dict[str, Any], status: dict[str, Any] | None = None,
-        actions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    annotations = {ACTIONS_ANNOTATION: json.dumps(actions)} if actions is not None else {}
+        actions: dict[int, str] | None = None) -> dict[str, Any]:
+    """A SyncJob body with stamps {n: "action|details|user"}."""
+    annotations = {f"{STAMP_PREFIX}{n}": v for n, v in (actions or {}).items()}
     return {"metadata": {"name": "j", "annotations": annotations},
             "spec": {"jobType": "quran", **spec}, "status": status or {}}
 
@@ -47,36 +47,41 @@ def test_schedule_toggle_and_update_are_told_apart() -> None:
 
 
 def test_stamps_number_actions_after_everything_already_seen() -> None:
-    body = job({}, status={"actionsSeen": 7},
-               actions=[{"n": 7, "action": "pause", "by": "alice", "at": "x", "details": {}}])
-    value = json.loads(stamp(body, body, [{"action": "resume"}], "bob", NOW, seen=7))
-    assert value == [{"n": 8, "action": "resume", "by": "bob", "at": "2026-11-25T12:00:00Z",
-                      "details": {}}]
+    body = job({}, status={"actionsSeen": 7}, actions={7: "pause||alice"})
+    patch = stamp_patch(body, body, [{"action": "resume"}], "bob")
+    # 7 is audited already: dropped; 8 is the next number.
+    assert patch == {f"{STAMP_PREFIX}7": None, f"{STAMP_PREFIX}8": "resume||bob"}
 
 
 def test_entries_a_request_brings_itself_are_not_kept() -> None:
-    stored = job({})
-    forged = job({}, actions=[{"n": 9, "action": "cancel", "by": "alice", "at": "x",
-                               "details": {}}])
-    value = json.loads(stamp(stored, forged, [{"action": "pause"}], "mallory", NOW))
-    assert value == [{"n": 1, "action": "pause", "by": "mallory",
-                      "at": "2026-11-25T12:00:00Z", "details": {}}]
+    stored = job({}, actions={1: "create|jobType=quran,priority=5|alice"})
+    forged = job({}, actions={1: "create|jobType=quran,priority=5|mallory",
+                              9: "cancel||alice"})
+    patch = stamp_patch(stored, forged, [{"action": "pause"}], "mallory")
+    assert patch == {f"{STAMP_PREFIX}1": "create|jobType=quran,priority=5|alice",
+                     f"{STAMP_PREFIX}9": None, f"{STAMP_PREFIX}2": "pause||mallory"}
+
+
+def test_a_request_that_is_already_stamped_needs_no_patch() -> None:
+    """What the policy stored is what the webhook would write: it then writes nothing."""
+    stored = job({}, actions={1: "create|jobType=quran,priority=5|alice"})
+    stamped = job({"priority": 2}, actions={1: "create|jobType=quran,priority=5|alice",
+                                            2: "priority_change|from=5,to=2|bob"})
+    actions = syncjob_actions("UPDATE", stored, stamped)
+    assert stamp_patch(stored, stamped, actions, "bob") == {}
 
 
 def test_malformed_recorded_actions_are_skipped_not_fatal() -> None:
-    body = job({}, actions=[{"n": 1, "action": ""}, {"n": "2", "action": "pause"},
-                            {"n": 3, "action": "pause", "by": "alice", "at": "not a time",
-                             "details": {}}])
+    body = job({}, actions={1: "|x|alice", 2: "pause", 3: "pause||alice"})
+    body["metadata"]["annotations"][f"{STAMP_PREFIX}x"] = "pause||bob"
     status = move_actions(body, {}, "Running", NOW)
     [entry] = status["mirror"]["pending"]
     assert (entry["action"], entry["performedBy"]) == ("pause", "alice")
+    assert status["actionsSeen"] == 3
 
 
 def test_actions_are_moved_into_the_outbox_exactly_once() -> None:
-    recorded = [{"n": 1, "action": "pause", "by": "alice", "at": "2026-11-25T11:00:00Z",
-                 "details": {}},
-                {"n": 2, "action": "resume", "by": "bob", "at": "2026-11-25T11:01:00Z",
-                 "details": {}}]
+    recorded = {1: "pause||alice", 2: "resume||bob"}
     body = job({}, actions=recorded)
     status = move_actions(body, {}, "Running", NOW)
     assert [(e["action"], e["performedBy"]) for e in status["mirror"]["pending"]] == [
@@ -93,9 +98,8 @@ def test_a_change_without_a_stamp_is_audited_as_unknown() -> None:
     after = audit_unattributed(job({"priority": 2}, status=before), before, "Running", NOW)
     [entry] = after["mirror"]["pending"]
     assert (entry["action"], entry["performedBy"]) == ("priority_change", "unknown")
-    stamped = job({"priority": 2}, status=before, actions=[
-        {"n": 1, "action": "priority_change", "by": "alice", "at": "x",
-         "details": {"from": 5, "to": 2}}])
+    stamped = job({"priority": 2}, status=before,
+                  actions={1: "priority_change|from=5,to=2|alice"})
     assert "mirror" not in audit_unattributed(stamped, before, "Running", NOW)
 
 
@@ -117,9 +121,8 @@ def test_schedule_errors_name_the_bad_part() -> None:
 
 def test_an_unstamped_change_after_a_stamped_one_of_the_same_field_is_still_audited() -> None:
     before = audit_unattributed(job({"priority": 5}), {}, "Running", NOW)
-    stamped_then_not = job({"priority": 1}, status=before, actions=[
-        {"n": 1, "action": "priority_change", "by": "alice", "at": "x",
-         "details": {"from": 5, "to": 3}}])
+    stamped_then_not = job({"priority": 1}, status=before,
+                           actions={1: "priority_change|from=5,to=3|alice"})
     after = audit_unattributed(stamped_then_not, before, "Running", NOW)
     [entry] = after["mirror"]["pending"]
     assert (entry["action"], entry["performedBy"]) == ("priority_change", "unknown")

@@ -1,28 +1,30 @@
-"""Admission webhooks (kopf): validate what the CRD schema cannot, and stamp who did what.
+"""Admission webhooks (kopf): validate what the CRD schema cannot, and stamp who did what
+where the API server cannot.
+
+Who did what is stamped by the API server itself where it serves
+MutatingAdmissionPolicy (policies/, installed by the chart when the cluster has the
+API), with a ValidatingAdmissionPolicy refusing forged or removed stamps. The stamp
+webhooks here are the path for clusters without that API; they write the same
+annotations, computed the same way, so where the policy ran first they find nothing
+to change.
 
 Failure policies, decided per webhook:
 - SyncSchedule validation is `Fail`: a schedule whose cron or time zone does not
   parse must never be stored (GitOps retries until the operator is back).
 - SyncJob validation and the actor stamps are `Ignore`: pausing or cancelling a
   job must work even while the operator is down. The CRD's own rules still apply;
-  what is lost is attribution: the reconciler then records the change as
-  performed by "unknown".
+  without the stamp policy, what is lost is attribution: the reconciler then records
+  the change as performed by "unknown".
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 
 from sync_operator.api.common import SYNCJOB, SYNCSCHEDULE
-from sync_operator.audit.actions import (
-    ACTIONS_ANNOTATION,
-    schedule_actions,
-    stamp,
-    syncjob_actions,
-)
+from sync_operator.audit.actions import schedule_actions, stamp_patch, syncjob_actions
 from sync_operator.syncjob.validation import syncjob_update_error
 from sync_operator.syncschedule.validation import schedule_error
 
@@ -91,15 +93,10 @@ def _plain(body: Any) -> dict[str, Any] | None:
 
 def _stamp(actions: list[dict[str, Any]], old: dict[str, Any] | None,
            new: dict[str, Any] | None, userinfo: Any, patch: kopf.Patch) -> None:
-    """Write the annotation on every change that carries actions or touches it, so a
-    request can never store entries of its own making."""
+    """Make the stamps what the stored object and this request's actions say, on every
+    change, so a request can never store entries of its own making."""
     if new is None:
         return
-    carried = ((new.get("metadata") or {}).get("annotations") or {}).get(ACTIONS_ANNOTATION)
-    stored = ((((old or {}).get("metadata") or {}).get("annotations") or {})
-              .get(ACTIONS_ANNOTATION))
-    if not actions and carried == stored:
-        return
-    seen = int((new.get("status") or {}).get("actionsSeen") or 0)
-    value = stamp(old, new, actions, _user(userinfo), datetime.now(UTC), seen=seen)
-    patch.setdefault("metadata", {}).setdefault("annotations", {})[ACTIONS_ANNOTATION] = value
+    changes = stamp_patch(old, new, actions, _user(userinfo))
+    if changes:
+        patch.setdefault("metadata", {}).setdefault("annotations", {}).update(changes)

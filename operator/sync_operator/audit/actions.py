@@ -1,25 +1,41 @@
 """User actions on SyncJobs and SyncSchedules: what changed, who did it, and whether
 it is allowed. Pure functions, used by the admission webhook and the reconciler.
 
-The webhook sees every change with the requesting user; it appends the actions it
-recognises to the annotation `sync.jobcontrol.io/actions`, each with a number that
-only grows. The reconciler moves them into the status outbox (status.mirror) and
-remembers the highest number moved (status.actionsSeen), so an action is recorded
-exactly once even if the operator stops between the two writes.
+Who did what is stamped at admission, one annotation per action:
+
+    actions.sync.jobcontrol.io/<n>: <action>|<details>|<username>
+
+for example `actions.sync.jobcontrol.io/7: priority_change|from=5,to=1|alice`. The
+API server writes it (policies/mutating-stamp-actions.yaml, a MutatingAdmissionPolicy
+built from request.userInfo), and so does the operator's webhook on clusters without
+that API, in the very same format. The format is what CEL can build and check, since
+Kubernetes CEL has no JSON: `<details>` is `key=value` pairs separated by `,` (`a.b=v`
+nests, `fields` lists names joined by `+`), and `%`, `|`, `,` and `=` inside a field
+are percent-escaped. `<n>` only grows: it comes after every stamp stored so far and
+after status.actionsSeen, the highest number the reconciler has moved into the status
+outbox (status.mirror), so an action is recorded exactly once even if the operator
+stops between the two writes. Stamps numbered up to status.actionsSeen are dropped at
+the next stamping, so the object stays small. A stamp carries no time (CEL has no
+clock): the reconciler records the time it first sees it.
 """
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
+from urllib.parse import unquote
 
-from sync_operator.kube.timestamps import format_time
-
-ACTIONS_ANNOTATION = "sync.jobcontrol.io/actions"
-# How many recorded-but-not-yet-moved actions the annotation keeps (bounded object size).
-MAX_ANNOTATED_ACTIONS = 50
+STAMP_PREFIX = "actions.sync.jobcontrol.io/"
+# How many not-yet-audited stamps an object keeps (the policies use the same number):
+# only a long operator outage reaches it; the oldest are then dropped and the changes
+# they explained are audited as "unknown" (audit.recording.audit_unattributed).
+MAX_UNSEEN = 100
+_SERIAL = re.compile(r"[1-9][0-9]{0,8}")
+_ACTION = re.compile(r"[a-z][a-z_]*")
+_INT = re.compile(r"-?[0-9]+")
+# At most one of each SyncJob change per request: pause/resume, cancel, priority_change.
+MAX_ACTIONS_PER_REQUEST = 3
 Body = Mapping[str, Any]
 Action = dict[str, Any]
 
@@ -48,7 +64,8 @@ def syncjob_actions(operation: str, old: Body | None, new: Body | None) -> list[
 
 def schedule_actions(operation: str, old: Body | None, new: Body | None) -> list[Action]:
     """Actions a change to a SyncSchedule amounts to: schedule_create, schedule_toggle
-    (suspend flipped), schedule_update (with the fields that changed)."""
+    (suspend flipped), schedule_update (the fields that changed, with from/to of the
+    scalar ones: the policy's CEL cannot serialise jobTemplate)."""
     if operation == "CREATE" and new is not None:
         return [{"action": "schedule_create",
                  "details": {"schedule": (new.get("spec") or {}).get("schedule")}}]
@@ -60,54 +77,142 @@ def schedule_actions(operation: str, old: Body | None, new: Body | None) -> list
         actions.append({"action": "schedule_toggle",
                         "details": {"suspend": bool(after.get("suspend"))}})
     changed = sorted(k for k in set(before) | set(after)
-                     if k != "suspend" and before.get(k) != after.get(k))
+                     if k != "suspend" and (k not in before or k not in after
+                                            or before[k] != after[k]))
     if changed:
         actions.append({"action": "schedule_update", "details": {
-            "fields": changed, "from": {k: before.get(k) for k in changed},
-            "to": {k: after.get(k) for k in changed}}})
+            "fields": changed,
+            "from": {k: before[k] for k in changed if _scalar(before.get(k))},
+            "to": {k: after[k] for k in changed if _scalar(after.get(k))}}})
     return actions
 
 
-def _well_formed(entry: Any) -> bool:
-    return isinstance(entry, dict) and isinstance(entry.get("n"), int) \
-        and isinstance(entry.get("action"), str) and bool(entry["action"]) \
-        and isinstance(entry.get("by"), str) and isinstance(entry.get("at"), str) \
-        and isinstance(entry.get("details", {}), dict)
+def _scalar(value: Any) -> bool:
+    return isinstance(value, str | int | bool)
+
+
+# -- the stamp format -------------------------------------------------------------------
+
+def escape(text: str) -> str:
+    """Percent-escape the four characters the format uses, exactly as the policy does."""
+    return (text.replace("%", "%25").replace("|", "%7C").replace(",", "%2C")
+            .replace("=", "%3D"))
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return escape(str(value))
+
+
+def encode_details(details: Mapping[str, Any]) -> str:
+    """`key=value,...` as the policy writes it: None is left out, a list is joined by
+    `+`, a mapping becomes `key.sub=value` pairs."""
+    pairs: list[str] = []
+    for key, value in details.items():
+        if value is None:
+            continue
+        if isinstance(value, Mapping):
+            pairs.extend(f"{key}.{sub}={_literal(v)}" for sub, v in value.items()
+                         if v is not None)
+        elif isinstance(value, list):
+            pairs.append(f"{key}={'+'.join(escape(str(v)) for v in value)}")
+        else:
+            pairs.append(f"{key}={_literal(value)}")
+    return ",".join(pairs)
+
+
+def stamp_value(action: Action, user: str) -> str:
+    return f"{action['action']}|{encode_details(action.get('details') or {})}|{escape(user)}"
+
+
+def _typed(text: str) -> Any:
+    """Details come back as the types the actions had: bools, ints, else strings."""
+    if text in ("true", "false"):
+        return text == "true"
+    return int(text) if _INT.fullmatch(text) else unquote(text)
+
+
+def decode_details(text: str) -> dict[str, Any]:
+    """The inverse of encode_details; a pair without `=` is skipped."""
+    details: dict[str, Any] = {}
+    for pair in filter(None, text.split(",")):
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            continue
+        if key == "fields":
+            details[key] = [unquote(f) for f in raw.split("+") if f]
+        elif "." in key:
+            outer, _, inner = key.partition(".")
+            nested = details.setdefault(outer, {})
+            if isinstance(nested, dict) and inner:
+                nested[inner] = _typed(raw)
+        else:
+            details[key] = _typed(raw)
+    return details
+
+
+def serial(key: str) -> int | None:
+    """The number of a stamp annotation's key, or None if the key is not a stamp."""
+    if not key.startswith(STAMP_PREFIX):
+        return None
+    number = key[len(STAMP_PREFIX):]
+    return int(number) if _SERIAL.fullmatch(number) else None
+
+
+def parse_stamp(key: str, value: Any) -> Action | None:
+    """One stamp as {n, action, by, details}, or None when it is not well formed."""
+    n = serial(key)
+    if n is None or not isinstance(value, str):
+        return None
+    parts = value.split("|")
+    if len(parts) != 3 or not _ACTION.fullmatch(parts[0]):
+        return None
+    user = unquote(parts[2])
+    if not user:
+        return None
+    return {"n": n, "action": parts[0], "by": user, "details": decode_details(parts[1])}
+
+
+def _annotations(body: Body | None) -> Mapping[str, Any]:
+    return (((body or {}).get("metadata") or {}).get("annotations")) or {}
+
+
+def _seen(body: Body | None) -> int:
+    seen = ((body or {}).get("status") or {}).get("actionsSeen")
+    return seen if isinstance(seen, int) and not isinstance(seen, bool) else 0
 
 
 def recorded_actions(body: Body | None) -> list[Action]:
-    """The well-formed actions in a body's annotation; anything else is ignored, never
+    """The well-formed stamps on a body, by number; anything else is ignored, never
     fatal (a hand-edited annotation must not wedge the object)."""
-    raw = (((body or {}).get("metadata") or {}).get("annotations") or {}).get(
-        ACTIONS_ANNOTATION)
-    if not raw:
-        return []
-    try:
-        loaded = json.loads(raw)
-    except json.JSONDecodeError:
-        return []
-    return [a for a in loaded if _well_formed(a)] if isinstance(loaded, list) else []
-
-
-def stamp(old: Body | None, new: Body, actions: list[Action], user: str, now: datetime,
-          seen: int | None = None) -> str:
-    """The new annotation value: the actions already recorded on the stored object
-    (`old`; whatever the request itself carries is ignored, so nobody can write an
-    entry in someone else's name) plus this request's, numbered after every number
-    used so far."""
-    existing = recorded_actions(old)
-    if seen is not None:
-        existing = [a for a in existing if a["n"] > seen]
-    status_seen = int(((new.get("status") or {}).get("actionsSeen")) or 0)
-    counter = max([status_seen, *(a["n"] for a in existing)])
-    for action in actions:
-        counter += 1
-        existing.append({"n": counter, "action": action["action"], "by": user,
-                         "at": format_time(now), "details": action.get("details") or {}})
-    return json.dumps(existing[-MAX_ANNOTATED_ACTIONS:], separators=(",", ":"))
+    found = (parse_stamp(k, v) for k, v in _annotations(body).items())
+    return sorted((a for a in found if a is not None), key=lambda a: int(a["n"]))
 
 
 def unseen_actions(body: Body) -> list[Action]:
     """Actions the reconciler has not moved into the outbox yet, oldest first."""
-    seen = int(((body.get("status") or {}).get("actionsSeen")) or 0)
-    return sorted((a for a in recorded_actions(body) if a["n"] > seen), key=lambda a: a["n"])
+    seen = _seen(body)
+    return [a for a in recorded_actions(body) if a["n"] > seen]
+
+
+def stamp_patch(old: Body | None, new: Body, actions: list[Action],
+                user: str) -> dict[str, str | None]:
+    """The annotation changes (None: remove) that turn `new` into what the policy
+    stores, computed the same way: the stored object's unaudited stamps restored, this
+    request's actions numbered after everything stored and seen, and every other
+    stamp the request carries removed. Empty when `new` already is that (the policy
+    ran first), so the webhook and the policy never fight."""
+    stored, carried = _annotations(old), _annotations(new)
+    seen = _seen(old)
+    numbers = {k: n for k in stored if (n := serial(k)) is not None}
+    top = max([seen, *numbers.values()])
+    kept = {k: str(stored[k]) for k, n in numbers.items()
+            if n > seen and n > top - MAX_UNSEEN}
+    fresh = {f"{STAMP_PREFIX}{top + 1 + i}": stamp_value(action, user)
+             for i, action in enumerate(actions[:MAX_ACTIONS_PER_REQUEST])}
+    wanted = {**kept, **fresh}
+    patch: dict[str, str | None] = {
+        k: None for k in carried if k.startswith(STAMP_PREFIX) and k not in wanted}
+    patch.update({k: v for k, v in wanted.items() if carried.get(k) != v})
+    return patch
