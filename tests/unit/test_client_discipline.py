@@ -55,7 +55,8 @@ async def test_a_success_resets_the_backoff_and_on_error_none_uses_it() -> None:
 
 def test_the_progress_budget_stretches_every_jobs_interval_evenly() -> None:
     relay = ProgressRelay(client=None, interval=1.0,  # type: ignore[arg-type]
-                          on_state_change=lambda key: None, writes_per_second=50)
+                          on_state_change=lambda key: None, writes_per_second=50,
+                          own_writes=OwnWrites())
     for n in range(10):
         relay.register(f"u{n}", ObjectKey("ns", f"j{n}"), "Running")
     assert relay.effective_interval == 1.0  # 10 jobs at 1/s fit a budget of 50/s

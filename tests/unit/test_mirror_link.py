@@ -20,6 +20,7 @@ import pytest
 from sync_operator.api.common import SYNCJOBS, SYNCSCHEDULES
 from sync_operator.audit.outbox import append_entry
 from sync_operator.kube import ApiError, KubeClient, Resource
+from sync_operator.kube.own_writes import OwnWrites
 from sync_operator.mirror.link import MirrorLink
 from sync_operator.mirror.store import MirrorStore
 from sync_operator.mirror.writer import MirrorKey
@@ -126,7 +127,8 @@ def api() -> FakeApi:
 
 @pytest.fixture
 def link(api: FakeApi) -> MirrorLink:
-    return MirrorLink(client=cast(KubeClient, api), store=cast(MirrorStore, UnusedStore()))
+    return MirrorLink(client=cast(KubeClient, api), store=cast(MirrorStore, UnusedStore()),
+                      own_writes=OwnWrites())
 
 
 JOB = MirrorKey("SyncJob", "uid-1")

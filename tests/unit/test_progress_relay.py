@@ -29,6 +29,7 @@ import pytest
 from sync_operator.api.common import SYNCJOBS
 from sync_operator.kube import ApiError, Resource
 from sync_operator.kube.keys import ObjectKey
+from sync_operator.kube.own_writes import OwnWrites
 from sync_operator.syncjob.progress_relay import ProgressRelay
 from sync_runner.contract import Progress, RunnerState, RunnerStatus
 
@@ -107,7 +108,7 @@ async def harness() -> AsyncIterator[Harness]:
     client = FakeStatusClient()
     changes: list[ObjectKey] = []
     relay = ProgressRelay(client=client, interval=INTERVAL,  # type: ignore[arg-type]
-                          on_state_change=changes.append)
+                          on_state_change=changes.append, own_writes=OwnWrites())
 
     def stamp(namespace: str | None, name: str) -> float:
         (track,) = (t for t in relay.tracks.values() if t.key == (namespace, name))

@@ -27,6 +27,7 @@ from sync_operator.kube.conditions import get_condition
 from sync_operator.kube.events import EventRecorder
 from sync_operator.kube.keys import ObjectKey
 from sync_operator.kube.metrics import OperatorMetrics
+from sync_operator.kube.own_writes import OwnWrites
 from sync_operator.kube.resources import JOBS
 from sync_operator.kube.store import ObjectStore
 from sync_operator.kube.timestamps import format_time
@@ -116,7 +117,9 @@ async def world(redis_server: RedisServer,
     kube = FakeKube(clock.now)
     link = RunnerLink(redis_server.url)
     grants = Admission()
-    relay = ProgressRelay(client=kube.client, interval=1.0, on_state_change=lambda key: None)
+    own_writes = OwnWrites()
+    relay = ProgressRelay(client=kube.client, interval=1.0, on_state_change=lambda key: None,
+                          own_writes=own_writes)
     mirror = RecordingMirror(kube, SYNCJOBS)
     metrics = OperatorMetrics()
     settings = JobSettings(image="registry.local/sync-runner:test", redis_url=redis_server.url)
@@ -126,7 +129,7 @@ async def world(redis_server: RedisServer,
         client=kube.client, syncjobs=syncjobs, jobs=jobs, link=link,
         recorder=EventRecorder(client=kube.client, instance=IDENTITY),
         admission=grants, relay=relay, job_settings=settings, timeouts=TIMEOUTS,
-        identity=IDENTITY, mirror=mirror, metrics=metrics,
+        identity=IDENTITY, mirror=mirror, metrics=metrics, own_writes=own_writes,
         on_capacity_change=lambda: capacity_changes.append(1), clock=clock.now)
     yield World(kube, clock, link, redis_client, grants, relay, mirror, metrics, settings,
                 reconciler, capacity_changes)

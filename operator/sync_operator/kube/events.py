@@ -14,6 +14,8 @@ from sync_operator.kube.timestamps import format_micro_time, format_time
 
 log = logging.getLogger(__name__)
 COMPONENT = "sync-operator"
+REASON_MAX = 128  # the API server refuses a longer reason or action
+NAME_ROOM = 253 - 13  # the name's own part, before ".<12 hex>"
 
 
 class EventRecorder:
@@ -29,16 +31,19 @@ class EventRecorder:
         now, whole = format_micro_time(moment), format_time(moment)
         event = {
             "apiVersion": "v1", "kind": "Event",
-            "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:12]}",
+            # An Event's name is a DNS subdomain (<= 253): a long object name is cut so
+            # the suffix still fits, and the cut ends on a letter or digit.
+            "metadata": {"name": f"{meta['name'][:NAME_ROOM].rstrip('-.')}."
+                                 f"{uuid.uuid4().hex[:12]}",
                          "namespace": meta["namespace"]},
             "involvedObject": {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"),
                                "name": meta["name"], "namespace": meta["namespace"],
                                "uid": meta["uid"],
                                "resourceVersion": meta.get("resourceVersion")},
-            "reason": reason, "message": message[:1024],
+            "reason": reason[:REASON_MAX], "message": message[:1024],
             "type": "Warning" if warning else "Normal",
             "firstTimestamp": whole, "lastTimestamp": whole,
-            "eventTime": now, "count": 1, "action": reason,
+            "eventTime": now, "count": 1, "action": reason[:REASON_MAX],
             "source": {"component": COMPONENT},
             "reportingComponent": COMPONENT, "reportingInstance": self.instance,
         }

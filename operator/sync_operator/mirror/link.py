@@ -35,9 +35,9 @@ class MirrorLink:
     """The reconcilers' `Mirror`: forwards bodies to the writer, drains applied entries."""
 
     def __init__(self, *, client: KubeClient, store: MirrorStore,
-                 own_writes: OwnWrites | None = None) -> None:
+                 own_writes: OwnWrites) -> None:
         self.client = client
-        self.own_writes = own_writes or OwnWrites()
+        self.own_writes = own_writes
         self.writer = MirrorWriter(store=store, on_applied=self.drain)
         self._where: dict[str, tuple[Resource, str, str]] = {}
 

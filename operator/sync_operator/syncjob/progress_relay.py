@@ -59,8 +59,8 @@ class ProgressRelay:
     def __init__(self, *, client: KubeClient, interval: float,
                  on_state_change: Callable[[ObjectKey], None],
                  writes_per_second: float = 20.0,
-                 own_writes: OwnWrites | None = None) -> None:
-        self.own_writes = own_writes or OwnWrites()
+                 own_writes: OwnWrites) -> None:
+        self.own_writes = own_writes  # required: a default would silently echo every write
         self.client = client
         self.interval = interval
         self.writes_per_second = writes_per_second

@@ -66,7 +66,7 @@ class Reconciler:
                  jobs: ObjectStore[JobObservation], link: RunnerLink, recorder: EventRecorder,
                  admission: AdmissionView, relay: ProgressRelay, job_settings: JobSettings,
                  timeouts: Timeouts, identity: str, mirror: Mirror | None = None,
-                 metrics: OperatorMetrics | None = None, own_writes: OwnWrites | None = None,
+                 metrics: OperatorMetrics | None = None, own_writes: OwnWrites,
                  on_capacity_change: Callable[[], None] = lambda: None,
                  clock: Callable[[], datetime] = utc_now) -> None:
         self.client = client
@@ -81,7 +81,7 @@ class Reconciler:
         self.identity = identity
         self.mirror = mirror
         self.metrics = metrics
-        self.own_writes = own_writes or OwnWrites()
+        self.own_writes = own_writes
         self.on_capacity_change = on_capacity_change
         self.clock = clock
         self.reconciles = 0
