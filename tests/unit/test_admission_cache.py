@@ -120,7 +120,8 @@ def test_a_schedules_max_concurrency_sets_its_types_limit_and_an_edit_applies() 
     for n in range(4):
         cache.observe(job(f"a-{n}", job_type="audio", created=f"2026-01-01T00:00:0{n}Z"))
     adm, _ = admitter(cache, global_limit=10)
-    schedule = {"metadata": {"uid": "s1"}, "spec": {"jobType": "audio", "maxConcurrency": 2}}
+    schedule = {"metadata": {"uid": "s1", "name": "audio-nightly", "namespace": "ns"},
+                "spec": {"jobType": "audio", "maxConcurrency": 2}}
     adm.observe_schedule(schedule)
     assert names(adm.pass_once()) == ["a-0", "a-1"]
     adm.observe_schedule({**schedule, "spec": {"jobType": "audio", "maxConcurrency": 3}})
@@ -291,3 +292,21 @@ def test_the_incremental_admitter_admits_what_the_pure_plan_does(seed: int) -> N
     plan = plan_admission(candidates, active, Limits(per_type, global_limit))
     uid_of = {b["metadata"]["name"]: b["metadata"]["uid"] for b in bodies}
     assert [uid_of[k.name] for k in adm.pass_once()] == list(plan.admit)
+
+
+def test_a_schedule_list_older_than_an_event_does_not_undo_it() -> None:
+    """The LIST of a relist was taken before a schedule's creation arrived by watch: the
+    schedule stays (and its limit with it); one the LIST lacks and the watch last showed
+    before the LIST is dropped (a deletion the watch missed)."""
+    cache = JobCache()
+    for n in range(4):
+        cache.observe(job(f"a-{n}", job_type="audio", created=f"2026-01-01T00:00:0{n}Z"))
+    adm, _ = admitter(cache, global_limit=10)
+    new = {"metadata": {"uid": "s2", "name": "audio-new", "namespace": "ns",
+                        "resourceVersion": "50"},
+           "spec": {"jobType": "audio", "maxConcurrency": 3}}
+    adm.observe_schedule(new)
+    adm.replace_schedules([], version="40")
+    assert names(adm.pass_once()) == ["a-0", "a-1", "a-2"]
+    adm.replace_schedules([], version="60")  # now the LIST is newer: it is gone
+    assert adm.pass_once() == []

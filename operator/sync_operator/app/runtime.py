@@ -310,12 +310,14 @@ class Runtime:
         Jobs too: a slot is held while a Job's pods still run or terminate)."""
         ns = self.settings.namespace
         jobs = await self.client.list(SYNCJOBS, ns)
-        schedules = (await self.client.list(SYNCSCHEDULES, ns))["items"]
+        listed = await self.client.list(SYNCSCHEDULES, ns)
+        schedules = listed["items"]
         batch = (await self.client.list(JOBS, ns, label_selector=JOB_SELECTOR))["items"]
         version = (jobs.get("metadata") or {}).get("resourceVersion")
         self.syncjobs.replace(list(jobs["items"]), version)
         changed = self.jobs.replace(list(jobs["items"]), version)
-        self.admitter.replace_schedules(list(schedules))
+        self.admitter.replace_schedules(list(schedules),
+                                        (listed.get("metadata") or {}).get("resourceVersion"))
         self.on_jobs_listed(batch, enqueue=False)
         if changed:
             self.admitter.kick()

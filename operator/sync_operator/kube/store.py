@@ -83,6 +83,9 @@ class ObjectStore(Generic[T]):
         found = self._items.get(key)
         return found[1] if found else None
 
+    def values(self) -> list[T]:
+        return [value for _, value in self._items.values()]
+
     def in_namespace(self, namespace: str) -> Iterator[T]:
         return (value for (ns, _), (_, value) in list(self._items.items()) if ns == namespace)
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from sync_operator.api.common import JobType
 from sync_operator.kube.keys import ObjectKey
+from sync_operator.kube.store import ObjectStore
 from sync_operator.syncjob.queue.cache import JobCache, WaitingJob
 from sync_operator.syncjob.queue.grants import AdmissionView, Grants
 from sync_operator.syncjob.queue.plan import Limits
@@ -65,7 +66,10 @@ class Admitter:
         self.passes = 0
         self.admitted = 0
         self._grants = Grants()
-        self._schedules: dict[str, Mapping[str, Any]] = {}
+        # Each SyncSchedule's spec, newest version first wins (a LIST taken before an
+        # event must not undo it).
+        self._schedules: ObjectStore[Mapping[str, Any]] = ObjectStore(
+            kind="SyncSchedule", keep=lambda body: {"spec": dict(body.get("spec") or {})})
         self._limits = Limits({str(k): v for k, v in default_limits.items()}, global_limit)
         self._arrivals: dict[ObjectKey, None] = {}  # new jobs whose first pass is due
         self._wake = asyncio.Event()
@@ -98,22 +102,21 @@ class Admitter:
 
     def observe_schedule(self, body: Mapping[str, Any], *, deleted: bool = False) -> None:
         """A SyncSchedule's maxConcurrency is its type's limit."""
-        uid = str((body.get("metadata") or {}).get("uid") or "")
         if deleted:
-            self._schedules.pop(uid, None)
-        elif uid:
-            self._schedules[uid] = {"spec": dict(body.get("spec") or {})}
+            self._schedules.delete(body)
+        else:
+            self._schedules.put(body)
         self._recompute_limits()
 
-    def replace_schedules(self, schedules: list[Mapping[str, Any]]) -> None:
-        """Take in a full LIST of SyncSchedules (dropping any whose deletion was missed)."""
-        self._schedules = {
-            str((s.get("metadata") or {}).get("uid") or ""): {"spec": dict(s.get("spec") or {})}
-            for s in schedules}
+    def replace_schedules(self, schedules: list[Mapping[str, Any]],
+                          version: str | None = None) -> None:
+        """Take in a full LIST of SyncSchedules taken at `version` (dropping any whose
+        deletion was missed, keeping any the watch showed after the LIST was taken)."""
+        self._schedules.replace(schedules, version)
         self._recompute_limits()
 
     def _recompute_limits(self) -> None:
-        per_type = type_limits(list(self._schedules.values()), self.default_limits)
+        per_type = type_limits(self._schedules.values(), self.default_limits)
         limits = Limits({str(k): v for k, v in per_type.items()}, self.global_limit)
         if limits != self._limits:
             self._limits = limits
