@@ -10,7 +10,7 @@ import yaml
 from sync_operator.api.common import API_VERSION, SYNCJOBS
 from sync_operator.kube import KubeClient
 from sync_operator.kube.bodies import RawBody
-from sync_operator.kube.resources import CRDS, EVENTS
+from sync_operator.kube.resources import CRDS, EVENTS, ROLEBINDINGS, ROLES
 from testkit.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,3 +72,21 @@ async def set_spec(client: KubeClient, namespace: str, name: str, **spec: Any) -
 async def create_syncjob(client: KubeClient, namespace: str,
                          body: dict[str, Any]) -> RawBody:
     return await client.create(SYNCJOBS, body, namespace)
+
+
+async def grant_users(kube: KubeClient, namespace: str) -> None:
+    """alice and bob may edit SyncJobs and SyncSchedules in `namespace` (not status)."""
+    await kube.create(ROLES, {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "sync-user"},
+        "rules": [{"apiGroups": ["sync.jobcontrol.io"],
+                   "resources": ["syncjobs", "syncschedules"],
+                   "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"]}]},
+        namespace)
+    await kube.create(ROLEBINDINGS, {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "sync-users"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                    "name": "sync-user"},
+        "subjects": [{"kind": "User", "name": u, "apiGroup": "rbac.authorization.k8s.io"}
+                     for u in ("alice", "bob")]}, namespace)

@@ -20,12 +20,12 @@ from sync_operator.audit.actions import (
 )
 from sync_operator.kube import ApiError, KubeClient, load_connection
 from sync_operator.kube.bodies import RawBody
-from sync_operator.kube.resources import ROLEBINDINGS, ROLES, Resource
+from sync_operator.kube.resources import Resource
 from sync_operator.mirror import upgrade
 from testkit.cluster import LocalCluster
 from testkit.operator import OperatorProcess
 from testkit.policies import install_policies, remove_policies
-from testkit.syncjobs import syncjob
+from testkit.syncjobs import grant_users, syncjob
 from testkit.waiting import eventually
 
 pytestmark = pytest.mark.cluster
@@ -59,20 +59,7 @@ async def users(cluster: LocalCluster, kube: KubeClient, namespace: str,
                 crds: list[str]) -> AsyncIterator[tuple[KubeClient, KubeClient]]:
     """alice and bob, each allowed to edit SyncJobs and SyncSchedules here (not their
     status)."""
-    await kube.create(ROLES, {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-        "metadata": {"name": "sync-user"},
-        "rules": [{"apiGroups": ["sync.jobcontrol.io"],
-                   "resources": ["syncjobs", "syncschedules"],
-                   "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"]}]},
-        namespace)
-    await kube.create(ROLEBINDINGS, {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": "sync-users"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                    "name": "sync-user"},
-        "subjects": [{"kind": "User", "name": u, "apiGroup": "rbac.authorization.k8s.io"}
-                     for u in ("alice", "bob")]}, namespace)
+    await grant_users(kube, namespace)
     async with KubeClient(load_connection(cluster.user_kubeconfig("alice", namespace))) as a, \
             KubeClient(load_connection(cluster.user_kubeconfig("bob", namespace))) as b:
         yield a, b

@@ -14,13 +14,13 @@ import pytest
 
 from sync_operator.api.common import SYNCJOBS, SYNCSCHEDULES
 from sync_operator.kube import ApiError, KubeClient, load_connection
-from sync_operator.kube.resources import ROLEBINDINGS, ROLES, Resource
+from sync_operator.kube.resources import Resource
 from sync_operator.mirror import upgrade
 from testkit.cluster import LocalCluster
 from testkit.operator import OperatorProcess
 from testkit.ports import free_port
 from testkit.servers import PostgresServer
-from testkit.syncjobs import syncjob, wait_phase
+from testkit.syncjobs import grant_users, syncjob, wait_phase
 from testkit.waiting import eventually
 
 pytestmark = pytest.mark.cluster
@@ -71,23 +71,6 @@ async def audited(cluster: LocalCluster, namespace: str, kube: KubeClient, datab
     operator.stop()
     for res in (VALIDATING, MUTATING):
         await kube.delete(res, config_name)
-
-
-async def grant_users(kube: KubeClient, namespace: str) -> None:
-    await kube.create(ROLES, {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-        "metadata": {"name": "sync-user"},
-        "rules": [{"apiGroups": ["sync.jobcontrol.io"],
-                   "resources": ["syncjobs", "syncschedules"],
-                   "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"]}]},
-        namespace)
-    await kube.create(ROLEBINDINGS, {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": "sync-users"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                    "name": "sync-user"},
-        "subjects": [{"kind": "User", "name": u, "apiGroup": "rbac.authorization.k8s.io"}
-                     for u in ("alice", "bob")]}, namespace)
 
 
 def user_client(cluster: LocalCluster, user: str, namespace: str) -> KubeClient:
