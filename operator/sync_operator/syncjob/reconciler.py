@@ -205,7 +205,7 @@ class Reconciler:
 
     def _with_audit(self, body: RawBody, decision: Decision) -> Document:
         """The decided status plus its audit entries: first the users' actions (moved
-        from the webhook's annotation), then the operator's own transitions."""
+        from the admission stamps), then the operator's own transitions."""
         status = dict(decision.status)
         status = audit_unattributed(body, status, decision.phase.value, self.clock())
         status = move_actions(body, status, decision.phase.value, self.clock())
