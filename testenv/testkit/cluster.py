@@ -156,6 +156,29 @@ class LocalCluster:
         self.processes["process-kubelet"] = kubelet
         wait_until(lambda: self._alive(kubelet) and self._node_ready(), 30, "process kubelet")
 
+    def restart_apiserver(self, down_seconds: float = 0.0) -> None:
+        """Stop kube-apiserver (SIGTERM), wait, start it again on the same port.
+
+        For fault drills: every client (controller-manager, kubelet, operator) sees its
+        connections and watches drop and must come back by itself.
+        """
+        apiserver = self.processes["kube-apiserver"]
+        apiserver.stop()
+        time.sleep(down_seconds)
+        apiserver.start()
+        wait_until(lambda: self._alive(apiserver) and self._readyz(), 90, "kube-apiserver")
+
+    def restart_kubelet(self, *, crash: bool = True) -> None:
+        """Kill (or stop) the process kubelet and start a new one; the pods' processes
+        are in sessions of their own and live on, as containers outlive a real kubelet."""
+        kubelet = self.processes["process-kubelet"]
+        if crash and kubelet.proc is not None and kubelet.proc.poll() is None:
+            kubelet.proc.kill()  # the kubelet alone, not its group
+            kubelet.proc.wait(5)
+        else:
+            kubelet.stop()
+        self.start_kubelet()
+
     def stop(self) -> None:
         for name in ("process-kubelet", "kube-controller-manager", "kube-apiserver", "etcd"):
             proc = self.processes.get(name)
