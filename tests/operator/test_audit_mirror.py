@@ -19,7 +19,6 @@ from sync_operator.mirror import upgrade
 from testkit.cluster import LocalCluster
 from testkit.operator import OperatorProcess
 from testkit.ports import free_port
-from testkit.servers import PostgresServer
 from testkit.syncjobs import grant_users, syncjob, wait_phase
 from testkit.waiting import eventually
 
@@ -150,46 +149,6 @@ async def test_webhook_rejects_what_the_schema_cannot_express(
         await kube.patch(SYNCJOBS, "done", {"spec": {"priority": 1}}, namespace)
     assert "SyncJob done is Succeeded: changing spec.priority has no effect" \
         in finished.value.message
-
-
-async def test_postgres_outage_ends_with_exactly_the_rows_of_an_uninterrupted_run(
-        kube: KubeClient, namespace: str, postgres_server: PostgresServer,
-        audited: tuple[OperatorProcess, str]) -> None:
-    operator, url = audited
-    await kube.create(SYNCJOBS, syncjob("before", "finance", params=demo(3, 0.05)),
-                      namespace)
-    await wait_phase(kube, namespace, "before", "Succeeded", timeout=60)
-    await eventually(lambda: drained(kube, namespace, "before"), timeout=30, what="drained")
-    reference = [a for a, _ in audit(url, (await kube.get(SYNCJOBS, "before", namespace))
-                                     ["metadata"]["uid"])]
-
-    postgres_server.stop()
-    try:
-        names = ["during-1", "during-2", "during-3"]
-        for name in names:
-            await kube.create(SYNCJOBS, syncjob(name, "prayer", params=demo(3, 0.05)),
-                              namespace)
-        for name in names:
-            body = await wait_phase(kube, namespace, name, "Succeeded", timeout=90)
-            assert body["status"]["mirror"]["pending"], "entries wait in the status outbox"
-        # The operator is killed while entries wait: they are in etcd, not in its memory.
-        operator.kill()
-        operator.start()
-        await asyncio.sleep(3)
-    finally:
-        postgres_server.start()
-    for name in names:
-        await eventually(lambda n=name: drained(kube, namespace, n), timeout=60,
-                         what=f"{name} drained after the outage")
-    for name in names:
-        uid = (await kube.get(SYNCJOBS, name, namespace))["metadata"]["uid"]
-        assert [a for a, _ in audit(url, uid)] == reference
-    duplicates = rows(url, "select idempotency_key, count(*) from sync_job_audit_logs "
-                           "group by idempotency_key having count(*) > 1")
-    assert duplicates == []
-    statuses = rows(url, "select job_name, status from sync_job_control order by job_name")
-    assert statuses == [("before", "Succeeded"), ("during-1", "Succeeded"),
-                        ("during-2", "Succeeded"), ("during-3", "Succeeded")]
 
 
 async def test_schedule_changes_are_mirrored_and_audited_with_the_user(

@@ -20,7 +20,6 @@ from sync_operator.kube import KubeClient
 from sync_operator.kube.resources import JOBS, LEASES, PODS
 from sync_runner.contract import EVENTS_PATTERN, STATE_FIELD, Keys, RunnerState, RunnerStatus
 from testkit.operator import OperatorProcess
-from testkit.servers import RedisServer
 from testkit.syncjobs import create_syncjob, events_of, set_spec, syncjob, wait_phase
 from testkit.waiting import eventually
 
@@ -514,26 +513,6 @@ async def test_a_schedules_max_concurrency_is_its_types_limit_and_edits_apply_at
     await wait_phase(kube, namespace, waiting, "Running", timeout=15)
     for name in ("a1", "a2", "a3"):
         await set_spec(kube, namespace, name, cancel=True)
-
-
-async def test_a_redis_restart_mid_run_is_survived_by_runner_and_operator(
-        kube: KubeClient, namespace: str, operator: OperatorProcess,
-        redis_server: RedisServer) -> None:
-    await create_syncjob(kube, namespace, syncjob("weather", "hadith", params=demo(40, 0.15)))
-    await wait_phase(kube, namespace, "weather", "Running", timeout=30)
-    await eventually(lambda: _done_at_least(kube, namespace, "weather", 3), timeout=30,
-                     what="progress")
-    redis_server.stop()
-    try:
-        await asyncio.sleep(3)
-    finally:
-        redis_server.start()  # same port, empty: nothing of Redis' state survives
-    # Progress reaches status again once the runner and the relay have reconnected.
-    await eventually(lambda: _done_at_least(kube, namespace, "weather", 25), timeout=40,
-                     what="progress after the Redis restart")
-    body = await wait_phase(kube, namespace, "weather", "Succeeded", timeout=60)
-    assert body["status"]["progress"]["done"] == 40
-    assert body["status"]["attempts"] == 1
 
 
 async def test_two_operator_replicas_one_acts_and_the_standby_takes_over(
