@@ -53,6 +53,50 @@ async def test_a_success_resets_the_backoff_and_on_error_none_uses_it() -> None:
     assert queue.backoff("k") == 0.01 * 2  # one failure (the 4th attempt) counted since
 
 
+async def test_a_failing_key_made_dirty_meanwhile_still_waits_its_backoff() -> None:
+    """Events during a failed try (often the try's own writes' echoes) must not turn the
+    backoff into a tight loop."""
+    queue: WorkQueue[str] = WorkQueue(backoff_base=0.2, backoff_max=1.0)
+    attempts: list[float] = []
+    done = asyncio.Event()
+
+    async def work(key: str) -> float | None:
+        attempts.append(asyncio.get_running_loop().time())
+        if len(attempts) == 3:
+            done.set()
+            return None
+        queue.add(key)  # an event arrives while the key is being worked on
+        raise RuntimeError("boom")
+
+    worker = asyncio.create_task(queue.run_worker(work, lambda key, err: None))
+    queue.add("k")
+    await asyncio.wait_for(done.wait(), 10)
+    worker.cancel()
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
+    assert gaps[0] >= 0.2, gaps
+    assert gaps[1] >= 0.4, gaps
+
+
+async def test_a_key_made_dirty_during_a_successful_try_runs_again_at_once() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    seen: list[str] = []
+    done = asyncio.Event()
+
+    async def work(key: str) -> float | None:
+        seen.append(key)
+        if len(seen) == 1:
+            queue.add(key)
+        else:
+            done.set()
+        return 30.0  # a far requeue, beaten by the dirty mark
+
+    worker = asyncio.create_task(queue.run_worker(work, lambda key, err: None))
+    queue.add("k")
+    await asyncio.wait_for(done.wait(), 5)
+    worker.cancel()
+    assert seen == ["k", "k"]
+
+
 def test_the_progress_budget_stretches_every_jobs_interval_evenly() -> None:
     relay = ProgressRelay(client=None, interval=1.0,  # type: ignore[arg-type]
                           on_state_change=lambda key: None, writes_per_second=50,

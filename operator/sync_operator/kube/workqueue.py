@@ -73,19 +73,24 @@ class WorkQueue(Generic[K]):
             key = await self._queue.get()
             self._queued.discard(key)
             self._processing.add(key)
+            failed = False
             try:
                 delay = await work(key)
                 self._failures.pop(key, None)
             except asyncio.CancelledError:
                 raise
             except Exception as err:
+                failed = True
                 delay = on_error(key, err)
                 if delay is None:
                     delay = self.backoff(key)
             finally:
                 self._processing.discard(key)
-            if key in self._dirty:
-                self._dirty.discard(key)
+            dirty = key in self._dirty
+            self._dirty.discard(key)
+            if dirty and not failed:
                 self.add(key)
             elif delay is not None:
+                # A failed key waits out its delay even when events came meanwhile (its
+                # own writes' echoes, often): the next try reads the latest anyway.
                 self.add_after(key, delay)
