@@ -20,6 +20,7 @@ from sync_operator.cli.watchstate import WatchState
 from sync_operator.kube import KubeClient
 from sync_operator.kube.keys import ObjectKey
 from sync_operator.kube.stream import RESET, Event
+from sync_operator.syncjob.queue.cache import JobCache
 from sync_operator.syncjob.queue.plan import Limits, candidate_from_body, plan_admission
 
 NOW = datetime(2026, 3, 14, 15, 30, 0, tzinfo=UTC)
@@ -80,18 +81,34 @@ def test_the_order_is_the_admitters_own() -> None:
     assert positions([SyncJob.model_validate(b) for b in bodies]) == expected
 
 
+def _in_line_fixtures() -> list[dict[str, Any]]:
+    return [body("paused", spec={"paused": True}, age=900),
+            body("cancelled", spec={"cancel": True}, age=800),
+            body("deleting", metadata={"deletionTimestamp": "2026-03-14T15:29:00Z"}, age=700),
+            body("dedup-check", None, spec={"dedupKey": "k"}, age=600),
+            body("pending", None, age=500), body("held", "Paused", age=400),
+            body("done", "Succeeded", age=300), body("running", "Running", age=250),
+            body("no-condition-yet", conditions=[], age=200), body("waits", age=100)]
+
+
 def test_only_jobs_waiting_for_capacity_take_a_place() -> None:
-    admitted = {**QUEUED_CONDITION, "status": "True", "reason": "Admitted"}
-    jobs = [sj("paused", spec={"paused": True}, age=900),
-            sj("cancelled", spec={"cancel": True}, age=800),
-            sj("deleting", metadata={"deletionTimestamp": "2026-03-14T15:29:00Z"}, age=700),
-            sj("admitted", conditions=[admitted], age=600),
-            sj("pending", None, age=500), sj("held", "Paused", age=400),
-            sj("done", "Succeeded", age=300),
-            sj("no-condition-yet", conditions=[], age=200), sj("waits", age=100)]
-    assert positions(jobs) == {"no-condition-yet": (1, 1), "waits": (2, 2)}
+    jobs = [SyncJob.model_validate(b) for b in _in_line_fixtures()]
+    # A Pending job is in line as soon as it exists (the admitter counts it before the
+    # operator marks it Queued); one with a dedupKey waits for its duplicate check first.
+    assert positions(jobs) == {"pending": (1, 1), "no-condition-yet": (2, 2),
+                               "waits": (3, 3)}
     assert not queueview.is_waiting(jobs[0])
     assert queueview.is_waiting(jobs[-1])
+
+
+def test_in_line_means_the_same_to_the_cli_and_to_the_admitters_cache() -> None:
+    cache = JobCache()
+    bodies = _in_line_fixtures()
+    for b in bodies:
+        cache.observe(b)
+    for b in bodies:
+        assert queueview.is_waiting(SyncJob.model_validate(b)) == cache.is_waiting(
+            b["metadata"]["uid"]), b["metadata"]["name"]
 
 
 def test_position_within_its_type() -> None:
@@ -104,14 +121,15 @@ def test_position_within_its_type() -> None:
 def test_counts_what_holds_capacity_by_type_and_in_all() -> None:
     jobs = [sj("r1", "Running"), sj("r2", "Pausing"), sj("r3", "Cancelling"),
             sj("pr", "Running", job_type="prayer"), sj("off", "Paused"),
-            sj("gone", "Succeeded"), sj("new", "Pending"),
+            sj("gone", "Succeeded"), sj("new", "Pending", age=1),
             sj("q", age=20), sj("p", job_type="prayer", age=10), sj("h", job_type="hadith", age=5)]
     view = queue_view(jobs)
     assert view.get(ObjectKey("ns", "q")) == QueueSpot("quran", 1, 1, 3, 4)
     assert view.get(ObjectKey("ns", "p")) == QueueSpot("prayer", 2, 1, 1, 4)
     assert view.get(ObjectKey("ns", "h")) == QueueSpot("hadith", 3, 1, 0, 4)
     assert view.get(ObjectKey("ns", "r1")) is None
-    assert len(view) == 3
+    assert view.get(ObjectKey("ns", "new")) == QueueSpot("quran", 4, 2, 3, 4)  # in line
+    assert len(view) == 4
 
 
 def test_namespaces_are_one_line_when_listed_together() -> None:

@@ -18,9 +18,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sync_operator.api import ConditionStatus, ConditionType, Phase, SyncJob
+from sync_operator.api import Phase, SyncJob
 from sync_operator.kube.keys import ObjectKey
-from sync_operator.syncjob.queue.plan import Candidate, candidate_from_body
+from sync_operator.syncjob.queue.plan import Candidate, candidate_from_body, waits_for_admission
 
 # A separator that reads well in a table cell and a detail line alike.
 SEP = " · "
@@ -35,14 +35,10 @@ def _phase(job: SyncJob) -> Phase:
 
 
 def is_waiting(job: SyncJob) -> bool:
-    """Queued for capacity: not paused, not cancelled, not being deleted, not yet admitted."""
-    if _phase(job) != Phase.QUEUED:
-        return False
-    if job.spec.paused or job.spec.cancel or job.metadata.get("deletionTimestamp"):
-        return False
-    admitted = next((c for c in job.status.conditions or ()
-                     if c.type == ConditionType.ADMITTED), None)
-    return admitted is None or admitted.status != ConditionStatus.TRUE
+    """In line for a slot, by the admitter's own definition (plan.waits_for_admission)."""
+    return waits_for_admission(_phase(job), paused=job.spec.paused, cancel=job.spec.cancel,
+                               deleting=bool(job.metadata.get("deletionTimestamp")),
+                               dedup_key=bool(job.spec.dedup_key))
 
 
 def holds_capacity(job: SyncJob) -> bool:

@@ -24,7 +24,7 @@ from typing import Any
 
 from sync_operator.api.common import Phase
 from sync_operator.kube.keys import ObjectKey
-from sync_operator.syncjob.queue.plan import candidate_from_body
+from sync_operator.syncjob.queue.plan import candidate_from_body, waits_for_admission
 
 SortKey = tuple[int, datetime, str]
 
@@ -77,12 +77,10 @@ class JobCache:
         spec = body.get("spec") or {}
         job_type = str(spec.get("jobType", ""))
         waiting = None
-        # A Pending job with a dedupKey is first checked for duplicates (it may end
-        # Cancelled without running): it waits for that, as Queued.
-        dedup_pending = phase == Phase.PENDING and bool(spec.get("dedupKey"))
-        if phase.is_waiting and not dedup_pending and not spec.get("paused") \
-                and not spec.get("cancel") \
-                and not meta.get("deletionTimestamp"):
+        if waits_for_admission(phase, paused=bool(spec.get("paused")),
+                               cancel=bool(spec.get("cancel")),
+                               deleting=bool(meta.get("deletionTimestamp")),
+                               dedup_key=bool(spec.get("dedupKey"))):
             candidate = candidate_from_body(body)
             waiting = WaitingJob(uid, ObjectKey.of(body), job_type, candidate.sort_key)
         holds = phase.holds_pod or self._pods.get(uid, 0) > 0

@@ -140,6 +140,17 @@ def plan_admission(candidates: Iterable[Candidate], active: Iterable[ActiveJob],
     return Plan(tuple(admit), tuple(waiting))
 
 
+def waits_for_admission(phase: Phase, *, paused: bool, cancel: bool, deleting: bool,
+                        dedup_key: bool) -> bool:
+    """Whether a SyncJob is in line for a slot now: the one definition the admitter's
+    cache and `kubectl sync` share, so a position shown is the admitter's. A Pending job
+    with a dedupKey is first checked for duplicates (it may end Cancelled without
+    running); a paused, cancelled or deleted one waits for nothing."""
+    if not phase.is_waiting or paused or cancel or deleting:
+        return False
+    return not (phase == Phase.PENDING and dedup_key)
+
+
 def candidate_from_body(body: Mapping[str, Any]) -> Candidate:
     """A Candidate from a SyncJob object as the API server returns it."""
     meta, spec = body.get("metadata", {}), body.get("spec", {})
