@@ -243,6 +243,23 @@ async def test_a_422_phase_moved_on_is_not_retried(harness: Harness) -> None:
     assert [c.progress["done"] for c in await client.wait_calls(2, KEY.name)] == [7, 8]
 
 
+async def test_a_report_refused_because_the_phase_moved_lands_in_the_new_phase(
+        harness: Harness) -> None:
+    """Held, not dropped: once the reconciler registers the job's new phase (Running ->
+    Pausing), the refused report is written again, testing that phase."""
+    relay, client = harness.relay, harness.client
+    client.errors.append(ApiError(422, "Invalid", "the test operation failed"))
+    relay.register("uid-a", KEY, "Running")
+    await relay.on_status("uid-a", report(7))
+    await client.wait_calls(1)
+    relay.register("uid-a", KEY, "Pausing")
+    refused, landed = await client.wait_calls(2)
+    assert refused.ops[0] == {"op": "test", "path": "/status/phase", "value": "Running"}
+    assert landed.ops[0] == {"op": "test", "path": "/status/phase", "value": "Pausing"}
+    assert landed.progress["done"] == 7
+    assert relay.writes == 1
+
+
 @pytest.mark.parametrize("error", [
     ApiError(500, "InternalError", "etcd leader changed"),
     ApiError(429, "TooManyRequests", "slow down"),

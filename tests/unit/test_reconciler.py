@@ -207,9 +207,19 @@ async def test_a_granted_queued_job_writes_running_first_then_creates_its_job(
     body = seed_syncjob(world, "full", phase=Phase.QUEUED)
     uid, read_rv = body["metadata"]["uid"], body["metadata"]["resourceVersion"]
     world.grants.granted_uids.add(uid)
+    tracked_at_job_create: list[bool] = []
+    create = world.kube.create
+
+    async def watched_create(res: Any, obj: Any, *args: Any, **kwargs: Any) -> Any:
+        if res == JOBS:  # the runner may report as soon as the Job exists
+            tracked_at_job_create.append(uid in world.relay.tracks)
+        return await create(res, obj, *args, **kwargs)
+
+    world.kube.create = watched_create  # type: ignore[method-assign]
 
     await world.reconcile("full")
 
+    assert tracked_at_job_create == [True]
     status = world.status("full")
     assert status["phase"] == "Running"
     admitted = get_condition(status["conditions"], "Admitted")

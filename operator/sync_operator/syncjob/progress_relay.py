@@ -39,6 +39,10 @@ class _Track:
     first: tuple[float, int] | None = None  # (time, done) at the first report of this run
     last_state: RunnerState | None = None
     phase: str = "Running"
+    # The phase a write was refused in (422: the phase moved on): the held report waits
+    # until something changes (the reconciler registers the job again, with its new
+    # phase, or a new report comes), then it is tried again.
+    refused_in: str | None = None
 
 
 ETA_MAX_SECONDS = 100 * 365 * 24 * 3600  # a century: beyond it, "how long" says nothing
@@ -83,6 +87,9 @@ class ProgressRelay:
             if latest is not None:
                 self._take(track, latest)
         track.phase = phase
+        if track.refused_in is not None:
+            track.refused_in = None
+            self._wake.set()
 
     def clear(self) -> None:
         """A new term of leadership: the reconcilers register what runs again."""
@@ -106,6 +113,7 @@ class ProgressRelay:
         if track.latest is None or status.progress != track.latest.progress:
             track.latest = status
             track.dirty = True
+            track.refused_in = None
             self._wake.set()
 
     @property
@@ -118,10 +126,10 @@ class ProgressRelay:
             now = time.monotonic()
             interval = self.effective_interval
             due = [(uid, t) for uid, t in self.tracks.items()
-                   if t.dirty and now - t.last_write >= interval]
+                   if t.dirty and t.refused_in is None and now - t.last_write >= interval]
             await asyncio.gather(*(self._write(uid, t) for uid, t in due))
             waits = [interval - (now - t.last_write) for t in self.tracks.values()
-                     if t.dirty]
+                     if t.dirty and t.refused_in is None]
             self._wake.clear()
             timeout = max(0.01, min(waits)) if waits else None
             with contextlib.suppress(TimeoutError):
@@ -139,11 +147,12 @@ class ProgressRelay:
                            status.progress.total)
         progress["etaSeconds"] = eta  # None removes a stale estimate (merge patch)
         namespace, name = track.key
+        phase = track.phase
         try:
             # Only while the phase is the one the job was registered in: a late write
             # must never overwrite the final progress of a finished or paused job.
             written = await self.client.patch(SYNCJOBS, name, [
-                {"op": "test", "path": "/status/phase", "value": track.phase},
+                {"op": "test", "path": "/status/phase", "value": phase},
                 {"op": "add", "path": "/status/progress",
                  "value": {k: v for k, v in progress.items() if v is not None}},
             ], namespace, subresource="status", patch_type="json")
@@ -153,7 +162,12 @@ class ProgressRelay:
             if err.not_found:
                 self.unregister(uid)
             elif err.status == 422:
-                pass  # the phase moved on (test op failed): the reconciler writes it now
+                # The phase moved on (the test op failed). Held, not dropped: written in
+                # the new phase once the reconciler registers it (Pausing, Cancelling),
+                # gone with the track if the job stopped holding a pod.
+                if track.latest is status:  # nothing newer came while it was out
+                    track.dirty = True
+                    track.refused_in = None if track.phase != phase else phase
             else:
                 track.dirty = True
                 log.warning("progress of %s/%s not written: %s", namespace, name, err)

@@ -142,6 +142,14 @@ class Reconciler:
                 if not is_invalid(err):
                     raise
                 return await self._status_rejected(key, body, status, job, err)
+        # Tracked before the actions run: a Job created below may start a runner whose
+        # first reports come before this reconcile ends, and none may be dropped.
+        if decision.phase.holds_pod:
+            current = runner if runner is not None and of_current_run(
+                runner, decision.status) else None
+            self.relay.register(uid, key, decision.phase.value, latest=current)
+        else:
+            self.relay.unregister(uid)
         unpublished = False  # a control flag Redis did not take (an outage)
         for action in decision.actions:
             unpublished |= not await self._execute(action, body, job)
@@ -154,12 +162,6 @@ class Reconciler:
             if decision.phase != phase:
                 self.metrics.transitions.labels(decision.phase.value).inc()
 
-        if decision.phase.holds_pod:
-            current = runner if runner is not None and of_current_run(
-                runner, decision.status) else None
-            self.relay.register(uid, key, decision.phase.value, latest=current)
-        else:
-            self.relay.unregister(uid)
         if decision.phase != phase or phase == Phase.PENDING:
             self.on_capacity_change()
         if self.mirror is not None:
