@@ -27,6 +27,7 @@ def main() -> None:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     import sync_operator.app.handlers  # registers the handlers
+    import sync_operator.app.login  # kopf logs in as our client does
 
     if settings.webhook_enabled:
         import sync_operator.app.webhooks  # noqa: F401  (registers the admission handlers)

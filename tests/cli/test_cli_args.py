@@ -10,7 +10,7 @@ import pytest
 
 from sync_operator.api import SYNCJOB, SYNCSCHEDULE, JobType, Phase, SyncJob
 from sync_operator.cli.commands.control import note
-from sync_operator.cli.connect import connect, kubeconfig_path
+from sync_operator.cli.connect import connect, kubeconfig_paths
 from sync_operator.cli.main import main
 from sync_operator.cli.output import qualified
 from sync_operator.cli.parser import build_parser
@@ -126,11 +126,12 @@ def test_namespace_comes_from_the_flag_else_the_context(kubeconfig: Path) -> Non
     assert connect(str(kubeconfig), namespace="x").scope == "x"
 
 
-def test_kubeconfig_list_uses_the_first_existing_file(
+def test_a_kubeconfig_list_is_merged_and_a_flag_wins(
         kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KUBECONFIG", f"/nonexistent:{kubeconfig}")
-    assert kubeconfig_path(None) == kubeconfig
-    assert kubeconfig_path("/explicit") == Path("/explicit")
+    assert kubeconfig_paths(None) == [Path("/nonexistent"), kubeconfig]
+    assert kubeconfig_paths("/explicit") == [Path("/explicit")]
+    assert connect().namespace == "team-a"  # the missing file is skipped, as kubectl does
 
 
 # -- small pure rules ---------------------------------------------------------------------------

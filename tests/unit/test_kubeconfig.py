@@ -40,6 +40,11 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return pki
 
 
+def bearer(conn: Connection) -> str | None:
+    """The token a client of this connection sends first."""
+    return asyncio.run(conn.token_source().token())
+
+
 def b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode()
 
@@ -99,7 +104,7 @@ def test_a_token_file_is_read_and_stripped(tmp_path: Path) -> None:
         tmp_path / "config", clusters={"c": {"server": "https://k:6443"}},
         users={"u": {"tokenFile": str(token)}}, contexts={"x": {"cluster": "c", "user": "u"}},
         current="x")
-    assert connection_from_kubeconfig(path).token == "file-token"
+    assert bearer(connection_from_kubeconfig(path)) == "file-token"
 
 
 def test_a_relative_token_file_is_relative_to_the_kubeconfig(
@@ -111,7 +116,7 @@ def test_a_relative_token_file_is_relative_to_the_kubeconfig(
         users={"u": {"tokenFile": "token"}}, contexts={"x": {"cluster": "c", "user": "u"}},
         current="x")
     monkeypatch.chdir(tmp_path)
-    assert connection_from_kubeconfig(path).token == "file-token"
+    assert bearer(connection_from_kubeconfig(path)) == "file-token"
 
 
 def test_client_certificate_data_inline(tmp_path: Path, pki: Pki) -> None:
@@ -323,7 +328,8 @@ def service_account(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_in_cluster_reads_the_service_account(service_account: Path) -> None:
     assert connection_in_cluster() == Connection(
         server="https://10.96.0.1:8443", ca_data=b"-----BEGIN CERTIFICATE-----\nsa-ca\n",
-        token="sa-token", namespace="sync-system")
+        token_file=str(service_account / "token"), namespace="sync-system")
+    assert bearer(connection_in_cluster()) == "sa-token"
 
 
 def test_in_cluster_defaults_to_port_443(service_account: Path,
@@ -345,7 +351,7 @@ def test_in_cluster_does_not_bracket_a_bracketed_ipv6_host_twice(
 
 
 def test_load_connection_uses_in_cluster_without_kubeconfig(service_account: Path) -> None:
-    assert load_connection().token == "sa-token"
+    assert bearer(load_connection()) == "sa-token"
 
 
 def test_the_kubeconfig_env_var_wins_over_in_cluster(service_account: Path, tmp_path: Path,

@@ -1,7 +1,7 @@
 """Which cluster and namespace a command talks to, from kubectl's global flags.
 
-Precedence as kubectl: ``--kubeconfig``, then ``$KUBECONFIG`` (the first existing file of
-a list), then in-cluster, then ``~/.kube/config``; ``--context`` picks a context; ``-n``
+Precedence as kubectl: ``--kubeconfig``, then ``$KUBECONFIG`` (a list is merged, as kubectl
+merges it), then in-cluster, then ``~/.kube/config``; ``--context`` picks a context; ``-n``
 overrides the context's namespace.
 """
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sync_operator.kube import Connection, load_connection
 from sync_operator.kube.config import connection_from_kubeconfig
+from sync_operator.kube.config import kubeconfig_paths as config_paths
 
 
 class ConfigError(Exception):
@@ -33,26 +34,23 @@ class Target:
         return None if self.all_namespaces else self.namespace
 
 
-def kubeconfig_path(flag: str | None) -> Path | None:
-    """The kubeconfig file to read, or None for in-cluster / the default file."""
+def kubeconfig_paths(flag: str | None) -> list[Path]:
+    """The kubeconfig files to read (merged), or [] for in-cluster / the default file."""
     if flag:
-        return Path(flag)
-    listed = [p for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
-    existing = [Path(p) for p in listed if Path(p).exists()]
-    if existing:
-        return existing[0]
-    return Path(listed[0]) if listed else None
+        return [Path(flag)]
+    return config_paths(os.environ.get("KUBECONFIG", ""))
 
 
 def connect(kubeconfig: str | None = None, context: str | None = None,
             namespace: str | None = None, all_namespaces: bool = False) -> Target:
-    path = kubeconfig_path(kubeconfig)
+    paths = kubeconfig_paths(kubeconfig)
+    path = ":".join(str(p) for p in paths)
     try:
-        if path is None and context is None:
+        if not paths and context is None:
             connection = load_connection()
         else:
-            path = path or Path.home() / ".kube" / "config"
-            connection = connection_from_kubeconfig(path, context)
+            connection = connection_from_kubeconfig(
+                paths or [Path.home() / ".kube" / "config"], context)
     except FileNotFoundError as err:
         raise ConfigError(f"kubeconfig not found: {err.filename}") from None
     except ValueError as err:  # names the file and the missing context itself

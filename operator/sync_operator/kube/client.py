@@ -3,6 +3,11 @@
 Every request but a watch stream first takes a token from a QPS/burst limiter, as
 client-go's does (aiolimiter's leaky bucket: `burst` at once, refilled at `qps`), so
 a burst of work queues up in the operator instead of flooding the API server.
+
+Each request carries the bearer token its connection's source gives now (a rotating
+file, an exec plugin: kube.credentials); a 401 fetches a fresh one and tries once more.
+LISTs are paged (`limit`/`continue`, 500 a page, as client-go's pager), so one LIST
+of ten thousand objects is not one response of hundreds of megabytes.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ from typing import Any, Literal, Self, cast
 import aiohttp
 from aiolimiter import AsyncLimiter
 
-from sync_operator.kube.bodies import ObjectList, RawBody
+from sync_operator.kube.bodies import ListMeta, ObjectList, RawBody
 from sync_operator.kube.config import Connection, load_connection
+from sync_operator.kube.credentials import CredentialError
 from sync_operator.kube.resources import Resource
 
 Obj = dict[str, Any]
@@ -27,6 +33,7 @@ _PATCH_CONTENT_TYPES: dict[PatchType, str] = {
     "strategic": "application/strategic-merge-patch+json",
     "apply": "application/apply-patch+yaml",
 }
+LIST_PAGE_SIZE = 500
 
 
 class ApiError(Exception):
@@ -56,12 +63,10 @@ class KubeClient:
         self.connection = connection
         self._limiter = AsyncLimiter(burst, burst / qps)
         self.requests = 0
-        headers = {"Accept": "application/json"}
-        if connection.token:
-            headers["Authorization"] = f"Bearer {connection.token}"
+        self._tokens = connection.token_source()
         self._session = aiohttp.ClientSession(
             base_url=connection.server,
-            headers=headers,
+            headers={"Accept": "application/json"},
             connector=aiohttp.TCPConnector(ssl=connection.ssl_context(), limit=50),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout),
         )
@@ -81,28 +86,30 @@ class KubeClient:
     async def close(self) -> None:
         await self._session.close()
 
+    async def _auth(self) -> dict[str, str]:
+        try:
+            token = await self._tokens.token()
+        except CredentialError as err:
+            raise ApiError(401, "Unauthorized", f"no credential: {err}") from None
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
     async def request(self, method: str, path: str, *, body: Any = None,
                       params: Mapping[str, str] | None = None,
                       content_type: str = "application/json") -> Obj:
         data = None if body is None else json.dumps(body)
-        await self._limiter.acquire()
-        self.requests += 1
-        async with self._session.request(
-            method, path, data=data, params=params,
-            headers={"Content-Type": content_type},
-            timeout=aiohttp.ClientTimeout(total=self._timeout),
-        ) as resp:
-            text = await resp.text()
-            try:
-                payload: Obj = json.loads(text) if text else {}
-            except json.JSONDecodeError:
-                if resp.status < 400:
-                    raise
-                payload = {}  # a proxy's or a crashed server's plain-text error page
-            if resp.status >= 400:
-                raise ApiError(resp.status, str(payload.get("reason", resp.reason)),
-                               str(payload.get("message", text)), payload)
-            return payload
+        for attempt in (1, 2):
+            await self._limiter.acquire()
+            self.requests += 1
+            headers = {"Content-Type": content_type, **await self._auth()}
+            async with self._session.request(
+                method, path, data=data, params=params, headers=headers,
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+            ) as resp:
+                if resp.status == 401 and attempt == 1 and "Authorization" in headers:
+                    self._tokens.invalidate()  # rotated or expired: fetch a fresh one
+                    continue
+                return await _payload(resp)
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     async def get(self, res: Resource, name: str, namespace: str | None = None,
                   subresource: str | None = None) -> RawBody:
@@ -119,17 +126,36 @@ class KubeClient:
 
     async def list(self, res: Resource, namespace: str | None = None, *,
                    label_selector: str | None = None,
-                   field_selector: str | None = None) -> ObjectList:
-        params = {}
+                   field_selector: str | None = None,
+                   page_size: int = LIST_PAGE_SIZE) -> ObjectList:
+        """Every matching object, page by page; the list's resourceVersion is the first
+        page's (the pages are one consistent snapshot, as the server serves them)."""
+        params = {"limit": str(page_size)} if page_size > 0 else {}
         if label_selector:
             params["labelSelector"] = label_selector
         if field_selector:
             params["fieldSelector"] = field_selector
         payload = await self.request("GET", res.path(namespace), params=params)
+        metadata = dict(payload.get("metadata") or {})
+        items = [_body(item) for item in payload.get("items") or []]
+        while metadata.get("continue"):
+            try:
+                page = await self.request("GET", res.path(namespace),
+                                          params={**params, "continue": metadata["continue"]})
+            except ApiError as err:
+                if err.status != 410:
+                    raise
+                # The snapshot expired mid-list (compaction): start again, unpaged, as
+                # client-go's pager falls back to a full list.
+                return await self.list(res, namespace, label_selector=label_selector,
+                                       field_selector=field_selector, page_size=0)
+            items += [_body(item) for item in page.get("items") or []]
+            metadata["continue"] = (page.get("metadata") or {}).get("continue")
+        metadata.pop("continue", None)
+        metadata.pop("remainingItemCount", None)
         return ObjectList(apiVersion=str(payload.get("apiVersion", "")),
                           kind=str(payload.get("kind", "")),
-                          metadata=payload.get("metadata") or {},
-                          items=[_body(item) for item in payload.get("items") or []])
+                          metadata=cast(ListMeta, metadata), items=items)
 
     async def create(self, res: Resource, obj: Mapping[str, Any],
                      namespace: str | None = None, subresource: str | None = None,
@@ -189,9 +215,11 @@ class KubeClient:
         if field_selector:
             params["fieldSelector"] = field_selector
         async with self._session.get(
-            res.path(namespace), params=params,
+            res.path(namespace), params=params, headers=await self._auth(),
             timeout=aiohttp.ClientTimeout(total=timeout_seconds + 30, sock_read=None),
         ) as resp:
+            if resp.status == 401:
+                self._tokens.invalidate()  # the caller's next watch gets a fresh token
             if resp.status >= 400:
                 text = await resp.text()
                 raise ApiError(resp.status, resp.reason or "", text)
@@ -207,6 +235,21 @@ class KubeClient:
                         continue
                     event = json.loads(line)
                     yield str(event["type"]), _body(event["object"])
+
+
+async def _payload(resp: aiohttp.ClientResponse) -> Obj:
+    """The JSON answer, or the ApiError it stands for."""
+    text = await resp.text()
+    try:
+        payload: Obj = json.loads(text) if text else {}
+    except json.JSONDecodeError:
+        if resp.status < 400:
+            raise
+        payload = {}  # a proxy's or a crashed server's plain-text error page
+    if resp.status >= 400:
+        raise ApiError(resp.status, str(payload.get("reason", resp.reason)),
+                       str(payload.get("message", text)), payload)
+    return payload
 
 
 def _body(payload: Mapping[str, Any]) -> RawBody:
