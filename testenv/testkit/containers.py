@@ -1,0 +1,100 @@
+"""How a container's process is started so that it sees a container's world, without a
+container runtime: its volumes at their mount paths, its user, a read-only root.
+
+The process gets a mount namespace of its own (util-linux `unshare -m`, private
+propagation), in which a short POSIX shell script bind-mounts each volume at its
+mountPath (read-only where asked), remounts the root read-only if
+readOnlyRootFilesystem says so, and then execs the command as runAsUser/runAsGroup
+(`setpriv`, with no supplementary groups and no new privileges). Nothing of this is
+seen outside: other pods and the host keep their own view.
+
+It needs root (CI runs as root). Without root, or without `unshare`, a container that
+asks for none of this runs as a plain process, and one that asks for mounts or another
+user is refused with a message saying why, rather than run with a different world.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from testkit.podvolumes import Mount
+
+Obj = dict[str, Any]
+
+
+class IsolationUnavailableError(Exception):
+    """The container asks for mounts or a user this machine cannot give a process."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    user: int | None
+    group: int | None
+    read_only_root: bool
+    no_new_privileges: bool
+
+
+def identity(pod: Obj, container: Obj) -> Identity:
+    """The effective securityContext: the container's fields over the pod's."""
+    pod_ctx = pod["spec"].get("securityContext") or {}
+    ctx = container.get("securityContext") or {}
+
+    def pick(key: str) -> Any:
+        return ctx.get(key, pod_ctx.get(key))
+
+    user, group = pick("runAsUser"), pick("runAsGroup")
+    return Identity(
+        user=None if user is None else int(user),
+        group=None if group is None else int(group),
+        read_only_root=bool(ctx.get("readOnlyRootFilesystem")),
+        no_new_privileges=ctx.get("allowPrivilegeEscalation") is False)
+
+
+def can_isolate() -> bool:
+    return os.geteuid() == 0 and shutil.which("unshare") is not None \
+        and shutil.which("setpriv") is not None
+
+
+def launch_argv(argv: Sequence[str], mounts: Sequence[Mount], who: Identity) -> list[str]:
+    """The argv that runs `argv` in the container's world (or `argv` itself when the
+    container needs nothing of it)."""
+    needs = bool(mounts) or who.read_only_root or (who.user not in (None, os.geteuid()))
+    if not needs:
+        return list(argv)
+    if not can_isolate():
+        raise IsolationUnavailableError(
+            "volume mounts, runAsUser and readOnlyRootFilesystem need root and util-linux "
+            "(unshare, setpriv) for the process kubelet")
+    lines = ["set -e"]
+    for mount in mounts:  # mount points are made on the host's filesystem, once
+        if mount.source.is_dir():
+            lines.append(f"mkdir -p {shlex.quote(mount.target)}")
+        else:
+            lines.append(f"mkdir -p {shlex.quote(os.path.dirname(mount.target) or '/')}")
+            lines.append(f"[ -e {shlex.quote(mount.target)} ] || : > "
+                         f"{shlex.quote(mount.target)}")
+    if who.read_only_root:
+        lines.append("mount --bind / /")
+    for mount in mounts:
+        lines.append(f"mount --bind {shlex.quote(str(mount.source))} "
+                     f"{shlex.quote(mount.target)}")
+        if mount.read_only:
+            lines.append(f"mount -o remount,bind,ro {shlex.quote(mount.target)}")
+    if who.read_only_root:
+        lines.append("mount -o remount,bind,ro /")
+    setpriv = ["setpriv"]
+    if who.user is not None:
+        setpriv += [f"--reuid={who.user}", f"--regid={who.group or who.user}",
+                    "--clear-groups"]
+    elif who.group is not None:
+        setpriv += [f"--regid={who.group}", "--clear-groups"]
+    if who.no_new_privileges:
+        setpriv.append("--no-new-privs")
+    lines.append(f'exec {" ".join(setpriv)} -- "$@"')
+    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+            "\n".join(lines), "container", *argv]
