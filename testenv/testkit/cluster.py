@@ -25,8 +25,10 @@ from testkit.process import ManagedProcess
 from testkit.sim_runner import SIM_IMAGE
 
 NODE_NAME = "local-node"
-# Controllers the project relies on; the rest of the controller-manager stays off
-# so start-up is quick and nothing unexpected touches test objects.
+# Controllers the project relies on, its chart's objects included (a Deployment needs
+# its ReplicaSet, a webhook Service its endpoints, a projected token volume the
+# namespace's kube-root-ca.crt); the rest of the controller-manager stays off so
+# start-up is quick and nothing unexpected touches test objects.
 CONTROLLERS = [
     "job-controller",
     "garbage-collector-controller",
@@ -35,6 +37,13 @@ CONTROLLERS = [
     "serviceaccount-token-controller",
     "ttl-after-finished-controller",
     "clusterrole-aggregation-controller",
+    "deployment-controller",
+    "replicaset-controller",
+    "endpoints-controller",
+    "endpointslice-controller",
+    "disruption-controller",
+    "pod-garbage-collector-controller",
+    "root-ca-certificate-publisher-controller",
 ]
 # Static users (token file): an admin, the components, and two people for audit tests.
 STATIC_USERS: dict[str, list[str]] = {
@@ -106,6 +115,9 @@ class LocalCluster:
             f"--service-account-signing-key-file={self.pki.sa_key}",
             "--service-cluster-ip-range=10.96.0.0/16",
             "--endpoint-reconciler-type=none",
+            # Webhooks and aggregated APIs registered by Service reference are reached
+            # at their endpoints (pod IPs): there is no kube-proxy to route a ClusterIP.
+            "--enable-aggregator-routing=true",
             f"--cert-dir={self.root / 'apiserver-certs'}",
             "--profiling=false",
             "--v=1",
