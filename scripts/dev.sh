@@ -21,6 +21,8 @@ setup_system() {
   have psql || need_apt+=(postgresql-client)
   have openssl || need_apt+=(openssl)
   have runuser || need_apt+=(util-linux)
+  have unshare && have setpriv || need_apt+=(util-linux)  # the kubelet's mount namespaces
+  have ip || need_apt+=(iproute2)  # pod IPs on the loopback device
   if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing system packages: ${need_apt[*]}"
     export DEBIAN_FRONTEND=noninteractive

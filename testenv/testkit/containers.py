@@ -8,23 +8,29 @@ readOnlyRootFilesystem says so, and then execs the command as runAsUser/runAsGro
 (`setpriv`, with no supplementary groups and no new privileges). Nothing of this is
 seen outside: other pods and the host keep their own view.
 
-It needs root (CI runs as root). Without root, or without `unshare`, a container that
+A command the pod's user could not even start (an interpreter under a 0700 /root, as
+pyenv installs it) runs as the kubelet's own user instead, with a warning: the user
+switch is kept wherever it can work, never at the price of a container that cannot
+start. It needs root (CI runs as root). Without root, or without `unshare`, a container that
 asks for none of this runs as a plain process, and one that asks for mounts or another
 user is refused with a message saying why, rather than run with a different world.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from testkit.podvolumes import Mount
 
 Obj = dict[str, Any]
+log = logging.getLogger("process-kubelet.containers")
 
 
 class IsolationUnavailableError(Exception):
@@ -55,6 +61,21 @@ def identity(pod: Obj, container: Obj) -> Identity:
         no_new_privileges=ctx.get("allowPrivilegeEscalation") is False)
 
 
+def reachable_by(path: str, uid: int) -> bool:
+    """Whether user `uid` (no groups) can execute `path`: every directory on its real
+    path searchable and the file executable, by owner or by others."""
+    real = Path(shutil.which(path) or path).resolve()
+    for part in [*reversed(real.parents), real]:
+        try:
+            st = part.stat()
+        except OSError:
+            return False
+        bit = 0o100 if st.st_uid == uid else 0o001
+        if not st.st_mode & bit:
+            return False
+    return True
+
+
 def can_isolate() -> bool:
     return os.geteuid() == 0 and shutil.which("unshare") is not None \
         and shutil.which("setpriv") is not None
@@ -70,6 +91,10 @@ def launch_argv(argv: Sequence[str], mounts: Sequence[Mount], who: Identity) -> 
         raise IsolationUnavailableError(
             "volume mounts, runAsUser and readOnlyRootFilesystem need root and util-linux "
             "(unshare, setpriv) for the process kubelet")
+    if who.user is not None and argv and not reachable_by(argv[0], who.user):
+        log.warning("%s cannot be run by uid %d on this machine: running it as uid %d",
+                    argv[0], who.user, os.geteuid())
+        who = Identity(None, None, who.read_only_root, who.no_new_privileges)
     lines = ["set -e"]
     for mount in mounts:  # mount points are made on the host's filesystem, once
         if mount.source.is_dir():
@@ -79,7 +104,7 @@ def launch_argv(argv: Sequence[str], mounts: Sequence[Mount], who: Identity) -> 
             lines.append(f"[ -e {shlex.quote(mount.target)} ] || : > "
                          f"{shlex.quote(mount.target)}")
     if who.read_only_root:
-        lines.append("mount --bind / /")
+        lines.append("mount --rbind / /")  # recursive: /proc, /dev and the rest stay
     for mount in mounts:
         lines.append(f"mount --bind {shlex.quote(str(mount.source))} "
                      f"{shlex.quote(mount.target)}")

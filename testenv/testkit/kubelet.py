@@ -9,6 +9,14 @@ controller completes, retries or fails Jobs, and on pod deletion sends SIGTERM,
 then SIGKILL after terminationGracePeriodSeconds. Each container's output goes
 to a log file under the state directory.
 
+A pod gets what a container would (testkit.podvolumes, containers, podnet, probes): an
+IP of its own on the loopback range, reported in its status (so Endpoints list it);
+its volumes (Secrets, ConfigMaps, emptyDir, downward API, projected ServiceAccount
+tokens from the TokenRequest API, renewed) bind-mounted at their mount paths in a mount
+namespace of the container's own, as its runAsUser, on a read-only root if asked; the
+API server as KUBERNETES_SERVICE_HOST/PORT; and readiness, liveness and startup probes
+that drive its Ready condition and restart its containers.
+
 An image whose table entry is [IN_PROCESS_SIM] runs in-process instead: the sync
 runner as an asyncio task of this kubelet (testkit.sim_runner), for scale tests that a
 process per pod could not afford. Its pods look the same from the API (phases, exit
@@ -36,6 +44,10 @@ import aiohttp
 
 from sync_operator.kube import ApiError, KubeClient, load_connection
 from sync_operator.kube.resources import CONFIGMAPS, LEASES, NODES, PODS, SECRETS
+from testkit.containers import IsolationUnavailableError, identity, launch_argv
+from testkit.podnet import PodIPs
+from testkit.podvolumes import PodVolumes, VolumeNotReadyError
+from testkit.probes import Probe
 from testkit.sim_runner import SimContainer, SimRuntime
 
 log = logging.getLogger("process-kubelet")
@@ -65,6 +77,8 @@ def expand(value: str, env: dict[str, str]) -> str:
 
 # How often a pod status patch that timed out is tried again.
 STATUS_ATTEMPTS = 6
+# Restarts of a container that keeps exiting wait longer each time (CrashLoopBackOff).
+RESTART_BACKOFF_FIRST, RESTART_BACKOFF_MAX = 1.0, 30.0
 
 
 class ContainerConfigError(Exception):
@@ -85,6 +99,10 @@ class ContainerRun:
     finished_at: str | None = None
     exit_code: int | None = None
     restart_count: int = 0
+    spec: Obj = field(default_factory=dict)  # the pod's container entry (probes, ports)
+    ready: bool = True  # the readiness probe's verdict (no probe: ready when running)
+    started: bool = True  # the startup probe's verdict (no probe: started when running)
+    probes: list[asyncio.Task[None]] = field(default_factory=list)
 
 
 @dataclass
@@ -99,6 +117,10 @@ class PodRun:
     terminating: bool = False
     terminator: asyncio.Task[None] | None = None
     grace_seconds: int = 30
+    ip: str = "127.0.0.1"
+    volumes: PodVolumes | None = None
+    refresher: asyncio.Task[None] | None = None
+    status_changed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class ProcessKubelet:
@@ -111,6 +133,7 @@ class ProcessKubelet:
         self.pods: dict[str, PodRun] = {}
         self.handled_deletions: set[str] = set()
         self.sims = SimRuntime()
+        self.ips = PodIPs()
         (state_dir / "logs").mkdir(parents=True, exist_ok=True)
 
     # -- node ---------------------------------------------------------------------------
@@ -263,6 +286,18 @@ class ProcessKubelet:
                 self._signal(c, signal.SIGKILL)
             if run.task:
                 run.task.cancel()
+            self._release(run)
+
+    def _release(self, run: PodRun) -> None:
+        """What a pod held beyond its processes: its IP, its volumes, its token renewal."""
+        for c in run.containers:
+            for task in c.probes:
+                task.cancel()
+        if run.refresher is not None:
+            run.refresher.cancel()
+        if run.volumes is not None:
+            run.volumes.remove()
+        self.ips.release(run.uid)
 
     async def force_delete(self, namespace: str, name: str, uid: str) -> None:
         try:
@@ -277,18 +312,26 @@ class ProcessKubelet:
     async def run_pod(self, pod: Obj, run: PodRun) -> None:
         spec = pod["spec"]
         started = now_rfc3339()
+        run.ip = self.ips.of(run.uid, (pod.get("status") or {}).get("podIP"))
+        pod = {**pod, "status": {**(pod.get("status") or {}), "podIP": run.ip}}
         await self.patch_status(run, pod, "Pending", started, [], init=False)
+        run.volumes = PodVolumes(self.client, pod, self.state_dir / "pods" / run.uid)
+        retry = 0.1
         while True:
             try:
-                containers = [await self.prepare(pod, c, spec) for c in spec["containers"]]
-                inits = [await self.prepare(pod, c, spec)
+                await run.volumes.prepare()
+                containers = [await self.prepare(pod, c, spec, run) for c in spec["containers"]]
+                inits = [await self.prepare(pod, c, spec, run)
                          for c in spec.get("initContainers", [])]
                 break
-            except ContainerConfigError as err:
+            except (ContainerConfigError, VolumeNotReadyError) as err:
                 await self.patch_waiting(run, pod, started, str(err))
-                await asyncio.sleep(2)
+                # Soon at first (a namespace's kube-root-ca.crt comes a moment after it).
+                await asyncio.sleep(retry)
+                retry = min(retry * 2, 2.0)
                 if run.terminating:
                     return
+        run.refresher = asyncio.create_task(run.volumes.refresh_tokens())
         for init in inits:
             code = await self.start_and_wait(init)
             if code != 0 or run.terminating:
@@ -299,30 +342,122 @@ class ProcessKubelet:
         policy = spec.get("restartPolicy", "Always")
         for c in containers:
             await self.start(c)
+            self._probe(run, c)
         await self.patch_status(run, pod, "Running", started, containers, init=True)
-        while True:
-            codes = await asyncio.gather(*(self.wait(c) for c in containers))
-            if run.terminating:
-                break
-            failed = [c for c, code in zip(containers, codes, strict=True) if code != 0]
-            restart = containers if policy == "Always" else failed if policy == "OnFailure" \
-                else []
-            if not restart:
-                break
-            await asyncio.sleep(1)
-            for c in restart:
-                c.restart_count += 1
-                await self.start(c)
-            await self.patch_status(run, pod, "Running", started, containers, init=True)
+        reporter = asyncio.create_task(self._report_changes(run, pod, started))
+        backoff = RESTART_BACKOFF_FIRST
+        try:
+            while True:
+                codes = await asyncio.gather(*(self.wait(c) for c in containers))
+                for c in containers:
+                    self._stop_probes(c)
+                if run.terminating:
+                    break
+                failed = [c for c, code in zip(containers, codes, strict=True) if code != 0]
+                restart = containers if policy == "Always" else failed \
+                    if policy == "OnFailure" else []
+                if not restart:
+                    break
+                await self.patch_status(run, pod, "Running", started, containers, init=True)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, RESTART_BACKOFF_MAX)
+                for c in restart:
+                    c.restart_count += 1
+                    await self.start(c)
+                    self._probe(run, c)
+                await self.patch_status(run, pod, "Running", started, containers, init=True)
+        finally:
+            reporter.cancel()
         phase = "Succeeded" if all(c.exit_code == 0 for c in containers) else "Failed"
         await self.finish(run, pod, started, phase)
 
+    # -- probes ------------------------------------------------------------------------
+
+    def _probe(self, run: PodRun, c: ContainerRun) -> None:
+        """Start the container's probes: startup first; then readiness and liveness."""
+        spec = c.spec
+        c.ready = "readinessProbe" not in spec
+        c.started = "startupProbe" not in spec
+
+        def probe(kind: str) -> Probe:
+            return Probe(spec[kind], spec, run.ip,
+                         exec_in=lambda: c.process.pid if c.process else None)
+
+        async def supervise() -> None:
+            if not c.started:
+                passed = asyncio.Event()
+
+                def on_startup(ok: bool) -> None:
+                    if ok:
+                        passed.set()
+                    else:
+                        self._kill_for_probe(run, c, "startup")
+
+                task = asyncio.create_task(probe("startupProbe").run(on_startup, initial=False))
+                try:
+                    await passed.wait()
+                finally:
+                    task.cancel()
+                c.started = True
+                run.status_changed.set()
+            running: list[asyncio.Task[None]] = []
+            if "readinessProbe" in spec:
+                def on_ready(ok: bool) -> None:
+                    c.ready = ok
+                    run.status_changed.set()
+                running.append(asyncio.create_task(
+                    probe("readinessProbe").run(on_ready, initial=False)))
+            if "livenessProbe" in spec:
+                def on_alive(ok: bool) -> None:
+                    if not ok:
+                        self._kill_for_probe(run, c, "liveness")
+                running.append(asyncio.create_task(
+                    probe("livenessProbe").run(on_alive, initial=True)))
+            try:
+                await asyncio.gather(*running)
+            finally:
+                for task in running:
+                    task.cancel()
+
+        if "readinessProbe" in spec or "livenessProbe" in spec or "startupProbe" in spec:
+            c.probes.append(asyncio.create_task(supervise()))
+
+    def _kill_for_probe(self, run: PodRun, c: ContainerRun, kind: str) -> None:
+        """A failed liveness or startup probe: the container is restarted (SIGTERM, then
+        SIGKILL after the pod's grace period), as the kubelet does."""
+        log.info("%s/%s container %s failed its %s probe: restarting it", run.namespace,
+                 run.name, c.name, kind)
+        self._signal(c, signal.SIGTERM)
+
+        async def kill_later(process: asyncio.subprocess.Process | None) -> None:
+            await asyncio.sleep(run.grace_seconds)
+            if process is not None and process is c.process and process.returncode is None:
+                self._signal(c, signal.SIGKILL)
+
+        asyncio.get_running_loop().create_task(kill_later(c.process))
+
+    @staticmethod
+    def _stop_probes(c: ContainerRun) -> None:
+        for task in c.probes:
+            task.cancel()
+        c.probes.clear()
+
+    async def _report_changes(self, run: PodRun, pod: Obj, started: str) -> None:
+        """Write the pod's status when a probe's verdict changed its readiness."""
+        while True:
+            await run.status_changed.wait()
+            run.status_changed.clear()
+            if not run.terminating:
+                await self.patch_status(run, pod, "Running", started, run.containers,
+                                        init=True)
+
     async def finish(self, run: PodRun, pod: Obj, started: str, phase: str) -> None:
         await self.patch_status(run, pod, phase, started, run.containers, init=True)
+        self._release(run)
         if run.terminating:
             await self.force_delete(run.namespace, run.name, run.uid)
 
-    async def prepare(self, pod: Obj, container: Obj, spec: Obj) -> ContainerRun:
+    async def prepare(self, pod: Obj, container: Obj, spec: Obj, run: PodRun) -> ContainerRun:
         meta = pod["metadata"]
         env = await self.container_env(pod, container)
         command = [expand(a, env) for a in container.get("command", [])]
@@ -339,11 +474,17 @@ class ProcessKubelet:
                     "process kubelet's image table")
             argv = list(entry) + args
         in_process = argv[:1] == [IN_PROCESS_SIM]
+        if not in_process and run.volumes is not None:
+            try:
+                argv = launch_argv(argv, run.volumes.mounts(container),
+                                   identity(pod, container))
+            except IsolationUnavailableError as err:
+                raise ContainerConfigError(str(err)) from None
         log_path = self.state_dir / "logs" / f"{meta['namespace']}_{meta['name']}_" \
                                              f"{container['name']}.log"
         return ContainerRun(name=container["name"], argv=argv, env=env,
                             cwd=container.get("workingDir"), log_path=log_path,
-                            in_process=in_process)
+                            in_process=in_process, spec=container)
 
     async def container_env(self, pod: Obj, container: Obj) -> dict[str, str]:
         meta = pod["metadata"]
@@ -413,7 +554,8 @@ class ProcessKubelet:
         simple = {"metadata.name": meta["name"], "metadata.namespace": meta["namespace"],
                   "metadata.uid": meta["uid"], "spec.nodeName": pod["spec"].get("nodeName", ""),
                   "spec.serviceAccountName": pod["spec"].get("serviceAccountName", ""),
-                  "status.podIP": "127.0.0.1", "status.hostIP": "127.0.0.1"}
+                  "status.podIP": (pod.get("status") or {}).get("podIP", "127.0.0.1"),
+                  "status.hostIP": "127.0.0.1"}
         if path in simple:
             return str(simple[path])
         match = re.fullmatch(r"metadata\.(labels|annotations)\['(.+)'\]", path)
@@ -499,9 +641,10 @@ class ProcessKubelet:
             state = {"waiting": {"reason": "ContainerCreating"}}
         container_id = f"inprocess://{c.sim.id}" if c.sim is not None \
             else f"process://{c.process.pid if c.process else 0}"
+        running = "running" in state
         return {"name": c.name, "image": image, "imageID": f"process://{image}",
                 "containerID": container_id,
-                "ready": "running" in state, "started": "running" in state,
+                "ready": running and c.ready and c.started, "started": running and c.started,
                 "restartCount": c.restart_count, "state": state}
 
     async def patch_status(self, run: PodRun, pod: Obj, phase: str, started: str,
@@ -510,10 +653,10 @@ class ProcessKubelet:
                   pod["spec"].get("containers", []) + pod["spec"].get("initContainers", [])}
         now = now_rfc3339()
         ready = "True" if phase == "Running" and all(
-            c.exit_code is None for c in containers) else "False"
+            c.exit_code is None and c.ready and c.started for c in containers) else "False"
         status: Obj = {
-            "phase": phase, "hostIP": "127.0.0.1", "podIP": "127.0.0.1",
-            "podIPs": [{"ip": "127.0.0.1"}], "startTime": started,
+            "phase": phase, "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}],
+            "podIP": run.ip, "podIPs": [{"ip": run.ip}], "startTime": started,
             "conditions": [
                 {"type": "PodScheduled", "status": "True", "lastTransitionTime": started},
                 {"type": "Initialized", "status": "True" if init else "False",

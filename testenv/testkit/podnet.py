@@ -1,25 +1,38 @@
-"""Pod IPs for the process kubelet: one loopback address per pod.
+"""Pod IPs for the process kubelet: one address per pod, on the loopback device.
 
-Linux routes all of 127.0.0.0/8 to the loopback device, so each pod gets an address of
-its own (from 127.1.0.1 up, clear of the 127.0.0.x the servers use) without a network
+Each pod gets an address of its own from 10.244.0.0/16 (the usual pod range), added to
+`lo` as a /32 while the pod runs (as root: CI runs as root), without a network
 namespace: two replicas of one Deployment listen on the same port at different
-addresses, Endpoints list them, and the API server reaches a webhook through its
-Service at the pod's address. A pod keeps the address its status already shows, so a
-restarted kubelet hands out the same one.
+addresses, Endpoints list them (Kubernetes refuses loopback-range addresses there,
+so 127.x would not do), and the API server reaches a webhook through its Service at
+the pod's address. A pod keeps the address its status already shows, so a restarted
+kubelet hands out the same one. Without root, addresses come from 127.1.0.0/16
+instead: routed to lo by Linux as they are, but never in Endpoints.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
+import os
+import shutil
+import subprocess
 
-FIRST = ipaddress.IPv4Address("127.1.0.1")
-LAST = ipaddress.IPv4Address("127.1.255.254")
+log = logging.getLogger("process-kubelet.podnet")
+ROUTED = ipaddress.IPv4Network("10.244.0.0/16")
+LOOPBACK = ipaddress.IPv4Network("127.1.0.0/16")
+
+
+def _can_add_addresses() -> bool:
+    return os.geteuid() == 0 and shutil.which("ip") is not None
 
 
 class PodIPs:
-    def __init__(self) -> None:
+    def __init__(self, *, routed: bool | None = None) -> None:
+        self.routed = _can_add_addresses() if routed is None else routed
+        self.network = ROUTED if self.routed else LOOPBACK
         self._by_uid: dict[str, str] = {}
-        self._next = FIRST
+        self._next = self.network.network_address + 1
 
     def of(self, uid: str, reported: str | None = None) -> str:
         """The pod's address: the one it has, the one its status reports, or a new one."""
@@ -27,16 +40,31 @@ class PodIPs:
             return self._by_uid[uid]
         taken = set(self._by_uid.values())
         if reported and reported not in taken and \
-                FIRST <= ipaddress.IPv4Address(reported) <= LAST:
-            self._by_uid[uid] = reported
-            return reported
-        for _ in range(int(LAST) - int(FIRST) + 1):
+                ipaddress.IPv4Address(reported) in self.network:
+            return self._claim(uid, reported)
+        first, last = self.network.network_address + 1, self.network.broadcast_address - 1
+        for _ in range(self.network.num_addresses):
             candidate = str(self._next)
-            self._next = FIRST if self._next >= LAST else self._next + 1
+            self._next = first if self._next >= last else self._next + 1
             if candidate not in taken:
-                self._by_uid[uid] = candidate
-                return candidate
-        raise RuntimeError("no pod IP left in 127.1.0.0/16")
+                return self._claim(uid, candidate)
+        raise RuntimeError(f"no pod IP left in {self.network}")
+
+    def _claim(self, uid: str, ip: str) -> str:
+        self._by_uid[uid] = ip
+        if self.routed:
+            self._ip("add", ip)
+        return ip
 
     def release(self, uid: str) -> None:
-        self._by_uid.pop(uid, None)
+        ip = self._by_uid.pop(uid, None)
+        if ip is not None and self.routed:
+            self._ip("del", ip)
+
+    @staticmethod
+    def _ip(verb: str, ip: str) -> None:
+        done = subprocess.run(["ip", "addr", verb, f"{ip}/32", "dev", "lo"],
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0 and "File exists" not in done.stderr \
+                and "Cannot assign" not in done.stderr:
+            log.warning("ip addr %s %s: %s", verb, ip, done.stderr.strip())

@@ -89,6 +89,7 @@ class PodVolumes:
 
     async def prepare(self) -> None:
         """Make every volume of the pod; VolumeNotReadyError if a source does not exist yet."""
+        self._tokens = []  # (again, on a retry: each try requests its tokens anew)
         for volume in self.pod["spec"].get("volumes") or []:
             target = self.volume_dir(volume["name"])
             target.mkdir(parents=True, exist_ok=True)

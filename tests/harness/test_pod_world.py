@@ -21,7 +21,7 @@ from sync_operator.kube.config import Connection
 from sync_operator.kube.resources import CONFIGMAPS, PODS, SECRETS
 from testkit import podvolumes
 from testkit.cluster import LocalCluster
-from testkit.containers import Identity, can_isolate, launch_argv
+from testkit.containers import Identity, can_isolate, launch_argv, reachable_by
 from testkit.podnet import PodIPs
 from testkit.podvolumes import Mount, PodVolumes, VolumeNotReadyError
 from testkit.probes import Probe
@@ -58,8 +58,10 @@ def test_a_container_sees_its_volumes_at_their_paths_as_its_user_on_a_read_only_
         "    except OSError as err:\n"
         "        out[name] = err.strerror\n"
         "print(json.dumps(out))\n")
+    system_python = "/usr/bin/python3"  # reachable by any user, unlike a pyenv under /root
+    assert reachable_by(system_python, 65532)
     argv = launch_argv(
-        [sys.executable, "-c", code],
+        [system_python, "-c", code],
         [Mount(secret, target, read_only=True),
          Mount(scratch, f"/scratch-{tmp_path.name}", read_only=False)],
         Identity(user=65532, group=65532, read_only_root=True, no_new_privileges=True))
@@ -180,12 +182,12 @@ async def test_a_token_is_bound_to_its_pod(kube: KubeClient, namespace: str,
 
 
 def test_pod_ips_are_distinct_loopback_addresses_kept_across_restarts() -> None:
-    ips = PodIPs()
+    ips = PodIPs(routed=False)
     a, b = ips.of("a"), ips.of("b")
     assert a != b
     assert a.startswith("127.1.")
     assert ips.of("a") == a
-    again = PodIPs()
+    again = PodIPs(routed=False)
     assert again.of("b", reported=b) == b  # what the pod's status already says
     assert again.of("c") != b
 
@@ -200,7 +202,8 @@ async def test_probes_flip_their_verdict_after_their_thresholds(tmp_path: Path) 
     app.router.add_get("/healthz", health)
     runner = web.AppRunner(app)
     await runner.setup()
-    host = PodIPs().of("probe-target")
+    ips = PodIPs()
+    host = ips.of("probe-target")
     site = web.TCPSite(runner, host, 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
@@ -230,5 +233,118 @@ async def test_probes_flip_their_verdict_after_their_thresholds(tmp_path: Path) 
             task.cancel()
     finally:
         await runner.cleanup()
-
     assert not await Probe({"tcpSocket": {"port": port}}, container, host).check()
+    ips.release("probe-target")
+
+
+# -- all of it, through the process kubelet ---------------------------------------------------
+
+RESTRICTED = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+              "runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532,
+              "readOnlyRootFilesystem": True, "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def container_log(cluster: LocalCluster, namespace: str, pod: str, container: str) -> str:
+    path = cluster.root / "kubelet" / "logs" / f"{namespace}_{pod}_{container}.log"
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+async def pod_phase(kube: KubeClient, namespace: str, name: str, *phases: str
+                    ) -> dict[str, Any] | None:
+    pod = await kube.get_or_none(PODS, name, namespace)
+    return dict(pod) if pod and (pod.get("status") or {}).get("phase") in phases else None
+
+
+async def test_a_pods_code_logs_in_in_cluster_with_its_projected_token(
+        cluster: LocalCluster, kube: KubeClient, namespace: str) -> None:
+    """Our own client, in a pod, as in a real cluster: KUBERNETES_SERVICE_HOST and the
+    ServiceAccount volume the API server's admission projected into the pod."""
+    code = (
+        "import asyncio, os\n"
+        "from sync_operator.kube import KubeClient, Resource, load_connection\n"
+        "R = Resource('authentication.k8s.io', 'v1', 'selfsubjectreviews', namespaced=False)\n"
+        "async def main():\n"
+        "    async with KubeClient(load_connection()) as c:\n"
+        "        r = await c.create(R, {'apiVersion': 'authentication.k8s.io/v1',"
+        " 'kind': 'SelfSubjectReview'})\n"
+        "        print('user', r['status']['userInfo']['username'], 'uid', os.getuid())\n"
+        "        print('namespace', c.connection.namespace)\n"
+        "        try:\n"
+        "            open('/written', 'w')\n"
+        "        except OSError as e:\n"
+        "            print('root', e.strerror)\n"
+        "asyncio.run(main())\n")
+    await kube.create(PODS, {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "in-cluster"},
+        "spec": {"restartPolicy": "Never", "containers": [
+            {"name": "main", "image": "python", "command": ["python", "-c", code],
+             "securityContext": RESTRICTED}]}}, namespace)
+    pod = await eventually(lambda: pod_phase(kube, namespace, "in-cluster", "Succeeded",
+                                             "Failed"), timeout=60, what="the pod's end")
+    out = container_log(cluster, namespace, "in-cluster", "main")
+    assert pod["status"]["phase"] == "Succeeded", out
+    # As its runAsUser where that user can start the interpreter at all (a pyenv under
+    # a 0700 /root it cannot: then as the kubelet's user, with a warning).
+    uid = 65532 if reachable_by(sys.executable, 65532) else 0
+    assert f"user system:serviceaccount:{namespace}:default uid {uid}" in out
+    assert f"namespace {namespace}" in out
+    assert "root Read-only file system" in out
+
+
+async def test_readiness_puts_a_pod_in_its_services_endpoints_and_liveness_restarts_it(
+        cluster: LocalCluster, kube: KubeClient, namespace: str) -> None:
+    server = (
+        "import http.server, os\n"
+        "hits = {'alive': 0}\n"
+        "class H(http.server.BaseHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        "        if self.path == '/alive':\n"
+        "            hits['alive'] += 1\n"
+        "        code = 500 if self.path == '/alive' and hits['alive'] > 3 else 200\n"
+        "        self.send_response(code); self.end_headers()\n"
+        "    def log_message(self, *a): pass\n"
+        "http.server.HTTPServer((os.environ['POD_IP'], 8080), H).serve_forever()\n")
+    await kube.create(Resource("", "v1", "services"), {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}},
+        namespace)
+    await kube.create(PODS, {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "labels": {"app": "web"}},
+        "spec": {"restartPolicy": "Always", "terminationGracePeriodSeconds": 2,
+                 "containers": [{
+                     "name": "web", "image": "python", "command": ["python", "-c", server],
+                     "env": [{"name": "POD_IP",
+                              "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+                     "ports": [{"name": "http", "containerPort": 8080}],
+                     "securityContext": RESTRICTED,
+                     "readinessProbe": {"httpGet": {"path": "/ready", "port": "http"},
+                                        "periodSeconds": 1},
+                     "livenessProbe": {"httpGet": {"path": "/alive", "port": "http"},
+                                       "initialDelaySeconds": 1, "periodSeconds": 1,
+                                       "failureThreshold": 2}}]}}, namespace)
+    endpoints = Resource("", "v1", "endpoints")
+
+    async def listed() -> str | None:
+        ep = await kube.get_or_none(endpoints, "web", namespace)
+        subsets = (ep or {}).get("subsets") or []  # type: ignore[attr-defined]
+        ips = [a["ip"] for s in subsets for a in s.get("addresses") or []]
+        return ips[0] if ips else None
+
+    try:
+        ip = await eventually(listed, timeout=30,
+                              what="the ready pod in the Service's Endpoints")
+    except AssertionError as err:
+        pod = await kube.get(PODS, "web", namespace)
+        raise AssertionError(f"{err}\npod status: {pod.get('status')}\nlog: "
+                             f"{container_log(cluster, namespace, 'web', 'web')}") from None
+    pod = await kube.get(PODS, "web", namespace)
+    assert pod["status"]["podIP"] == ip  # type: ignore[typeddict-item]
+    assert ip.startswith("10.244.")  # a routable pod IP: Endpoints refuse loopback
+
+    async def restarted() -> int:
+        got = await kube.get(PODS, "web", namespace)
+        statuses = got["status"].get("containerStatuses") or []  # type: ignore[typeddict-item]
+        return int(statuses[0]["restartCount"]) if statuses else 0
+
+    assert await eventually(restarted, timeout=60, what="a restart by the liveness probe") >= 1
+    await eventually(listed, timeout=30, what="ready again after the restart")
