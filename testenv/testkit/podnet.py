@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import random
 import shutil
 import subprocess
 
@@ -32,7 +33,10 @@ class PodIPs:
         self.routed = _can_add_addresses() if routed is None else routed
         self.network = ROUTED if self.routed else LOOPBACK
         self._by_uid: dict[str, str] = {}
-        self._next = self.network.network_address + 1
+        # A random start: two local clusters on one machine (a test run beside the demo)
+        # share `lo`, and should not hand out the same addresses.
+        self._next = self.network.network_address + 1 + random.randrange(
+            self.network.num_addresses - 2)
 
     def of(self, uid: str, reported: str | None = None) -> str:
         """The pod's address: the one it has, the one its status reports, or a new one."""
