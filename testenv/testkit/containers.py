@@ -76,6 +76,23 @@ def reachable_by(path: str, uid: int) -> bool:
     return True
 
 
+def _not_over_the_command(argv: Sequence[str], mounts: Sequence[Mount]) -> list[Mount]:
+    """Leave out a volume mounted over the directory the command itself lives in: an image
+    brings its own files, but here the "image" is the host's (a checkout under /tmp, and a
+    pod's emptyDir at /tmp would hide its interpreter and code)."""
+    if not argv:
+        return list(mounts)
+    home = Path(os.path.abspath(argv[0])).parent
+    kept = []
+    for mount in mounts:
+        target = Path(mount.target)
+        if target == home or target in home.parents:
+            log.warning("volume at %s left out: it would hide %s", mount.target, argv[0])
+            continue
+        kept.append(mount)
+    return kept
+
+
 def can_isolate() -> bool:
     return os.geteuid() == 0 and shutil.which("unshare") is not None \
         and shutil.which("setpriv") is not None
@@ -95,6 +112,7 @@ def launch_argv(argv: Sequence[str], mounts: Sequence[Mount], who: Identity) -> 
         log.warning("%s cannot be run by uid %d on this machine: running it as uid %d",
                     argv[0], who.user, os.geteuid())
         who = Identity(None, None, who.read_only_root, who.no_new_privileges)
+    mounts = _not_over_the_command(argv, mounts)
     lines = ["set -e"]
     for mount in mounts:  # mount points are made on the host's filesystem, once
         if mount.source.is_dir():

@@ -225,26 +225,26 @@ async def test_a_redis_restart_mid_run_loses_nothing(redis_server: RedisServer,
 POSTGRES_DOWN_SECONDS = 60.0
 
 
+async def _quick_and_paused_by_alice_resumed_by_bob(d: Drill, prefix: str) -> None:
+    """`prefix`: a short job; `prefix-paused`: paused by alice, resumed by bob."""
+    await d.create(prefix, params=demo(5, 0.05))
+    await d.create(f"{prefix}-paused", params=demo(40, 0.1))
+    await d.phase(f"{prefix}-paused", "Running")
+    await d.patch(f"{prefix}-paused", paused=True)
+    await d.phase(f"{prefix}-paused", "Paused")
+    await d.patch(f"{prefix}-paused", by="bob", paused=False)
+
+
 async def test_postgres_stopped_for_a_minute_loses_and_doubles_nothing(
         postgres_server: PostgresServer, drill: Drill) -> None:
-    await drill.create("reference", params=demo(5, 0.05))
-    await drill.create("reference-paused", params=demo(40, 0.1))
-    await drill.phase("reference-paused", "Running")
-    await drill.patch("reference-paused", paused=True)
-    await drill.phase("reference-paused", "Paused")
-    await drill.patch("reference-paused", by="bob", paused=False)
+    await _quick_and_paused_by_alice_resumed_by_bob(drill, "reference")
     before = await drill.settle("reference", "reference-paused")
 
     loop = asyncio.get_running_loop()
     postgres_server.stop()
     stopped = loop.time()
     try:
-        await drill.create("drilled", params=demo(5, 0.05))
-        await drill.create("drilled-paused", params=demo(40, 0.1))
-        await drill.phase("drilled-paused", "Running")
-        await drill.patch("drilled-paused", paused=True)
-        await drill.phase("drilled-paused", "Paused")
-        await drill.patch("drilled-paused", by="bob", paused=False)
+        await _quick_and_paused_by_alice_resumed_by_bob(drill, "drilled")
         await drill.phase("drilled", "Succeeded")
         await drill.phase("drilled-paused", "Succeeded")
         body = await drill.kube.get(SYNCJOBS, "drilled-paused", drill.namespace)
