@@ -112,7 +112,11 @@ def launch_argv(argv: Sequence[str], mounts: Sequence[Mount], who: Identity) -> 
         log.warning("%s cannot be run by uid %d on this machine: running it as uid %d",
                     argv[0], who.user, os.geteuid())
         who = Identity(None, None, who.read_only_root, who.no_new_privileges)
-    mounts = _not_over_the_command(argv, mounts)
+    kept = _not_over_the_command(argv, mounts)
+    if len(kept) < len(mounts) and who.read_only_root:
+        # What that volume gave (a writable /tmp, say) is missing: keep the root writable.
+        who = Identity(who.user, who.group, False, who.no_new_privileges)
+    mounts = kept
     lines = ["set -e"]
     for mount in mounts:  # mount points are made on the host's filesystem, once
         if mount.source.is_dir():
