@@ -21,7 +21,6 @@ from sync_operator.kube import KubeClient, load_connection
 from sync_operator.kube.resources import NAMESPACES
 from testkit.cluster import LocalCluster
 from testkit.operator import OperatorProcess
-from testkit.podsecurity import namespace_labels
 from testkit.ports import free_port
 from testkit.servers import PostgresServer, RedisServer
 from testkit.syncjobs import install_crds
@@ -106,15 +105,10 @@ async def kube(cluster: LocalCluster) -> AsyncIterator[KubeClient]:
 
 @pytest.fixture
 async def namespace(kube: KubeClient) -> AsyncIterator[str]:
-    """A fresh namespace per test, deleted afterwards (its objects go with it).
-
-    Pod Security Admission enforces `restricted` in it (and warns and audits the same):
-    every pod a test makes here must be compliant (testkit.podsecurity). A test that
-    needs a pod `restricted` refuses makes its own namespace without these labels.
-    """
+    """A fresh namespace per test, deleted afterwards (its objects go with it)."""
     name = f"t-{uuid.uuid4().hex[:8]}"
     await kube.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
-                                   "metadata": {"name": name, "labels": namespace_labels()}})
+                                   "metadata": {"name": name}})
     yield name
     await kube.delete(NAMESPACES, name)
 
