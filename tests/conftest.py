@@ -21,6 +21,7 @@ from sync_operator.kube import KubeClient, load_connection
 from sync_operator.kube.resources import NAMESPACES
 from testkit.cluster import LocalCluster
 from testkit.operator import OperatorProcess
+from testkit.podsecurity import namespace_labels
 from testkit.ports import free_port
 from testkit.servers import PostgresServer, RedisServer
 from testkit.syncjobs import install_crds
@@ -105,10 +106,15 @@ async def kube(cluster: LocalCluster) -> AsyncIterator[KubeClient]:
 
 @pytest.fixture
 async def namespace(kube: KubeClient) -> AsyncIterator[str]:
-    """A fresh namespace per test, deleted afterwards (its objects go with it)."""
+    """A fresh namespace per test, deleted afterwards (its objects go with it).
+
+    Pod Security Admission enforces `restricted` in it (and warns and audits the same):
+    every pod a test makes here must be compliant (testkit.podsecurity). A test that
+    needs a pod `restricted` refuses makes its own namespace without these labels.
+    """
     name = f"t-{uuid.uuid4().hex[:8]}"
     await kube.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
-                                   "metadata": {"name": name}})
+                                   "metadata": {"name": name, "labels": namespace_labels()}})
     yield name
     await kube.delete(NAMESPACES, name)
 

@@ -23,6 +23,7 @@ from sync_operator.kube.resources import (
     Resource,
 )
 from testkit.cluster import LocalCluster
+from testkit.podsecurity import restricted
 from testkit.waiting import eventually
 
 pytestmark = pytest.mark.cluster
@@ -31,14 +32,18 @@ WIDGETS = Resource("harness.example.com", "v1", "widgets")
 
 
 def python_job(name: str, code: str, *, backoff_limit: int = 0,
-               env: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+               env: list[dict[str, Any]] | None = None,
+               restricted_pod: bool = True) -> dict[str, Any]:
+    """A Job running `code`; its pod is `restricted`-compliant unless told otherwise."""
+    pod: dict[str, Any] = {
+        "restartPolicy": "Never", "terminationGracePeriodSeconds": 5,
+        "containers": [{"name": "main", "image": "python:3.11-slim",
+                        "command": ["python", "-c", code], "env": env or []}],
+    }
     return {
         "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
-        "spec": {"backoffLimit": backoff_limit, "template": {"spec": {
-            "restartPolicy": "Never", "terminationGracePeriodSeconds": 5,
-            "containers": [{"name": "main", "image": "python:3.11-slim",
-                            "command": ["python", "-c", code], "env": env or []}],
-        }}},
+        "spec": {"backoffLimit": backoff_limit,
+                 "template": {"spec": restricted(pod) if restricted_pod else pod}},
     }
 
 
@@ -229,6 +234,9 @@ def process_alive(pid: int, token: str) -> bool:
 async def test_pods_of_a_deleted_namespace_are_terminated(kube: KubeClient,
                                                           cluster: LocalCluster,
                                                           tmp_path: Path) -> None:
+    # Its own namespace, deliberately without Pod Security labels: the pod writes its
+    # markers into this test's tmp_path, so it runs as the kubelet's user (root), which
+    # `restricted` would refuse.
     ns = f"t-{uuid.uuid4().hex[:8]}"
     from sync_operator.kube.resources import NAMESPACES
     await kube.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
@@ -247,7 +255,7 @@ async def test_pods_of_a_deleted_namespace_are_terminated(kube: KubeClient,
             "os.replace(out / 'pid.tmp', out / 'pid')\n"
             "time.sleep(600)\n")
     await kube.create(JOBS, python_job("long", code, env=[
-        {"name": "MARKER_DIR", "value": str(tmp_path)}]), ns)
+        {"name": "MARKER_DIR", "value": str(tmp_path)}], restricted_pod=False), ns)
 
     async def running_pod() -> tuple[str, str] | None:  # its name and container ID
         for pod in (await kube.list(PODS, ns))["items"]:

@@ -23,6 +23,11 @@ from testkit import podvolumes
 from testkit.cluster import LocalCluster
 from testkit.containers import Identity, can_isolate, launch_argv, reachable_by
 from testkit.podnet import PodIPs
+from testkit.podsecurity import (
+    RESTRICTED_UID,
+    restricted_container_context,
+    restricted_pod_context,
+)
 from testkit.podvolumes import Mount, PodVolumes, VolumeNotReadyError
 from testkit.probes import Probe
 from testkit.waiting import eventually
@@ -89,13 +94,11 @@ async def elsewhere_pod(kube: KubeClient, namespace: str) -> AsyncIterator[dict[
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "holder", "labels": {"app": "holder"},
                      "annotations": {"team": "sync"}},
-        "spec": {"nodeName": "no-such-node", "securityContext": {"fsGroup": 65532},
+        "spec": {"nodeName": "no-such-node",
+                 "securityContext": restricted_pod_context(fsGroup=RESTRICTED_UID),
                  "containers": [
             {"name": "c", "image": "python",
-             "securityContext": {"allowPrivilegeEscalation": False,
-                                 "capabilities": {"drop": ["ALL"]},
-                                 "runAsNonRoot": True, "runAsUser": 65532,
-                                 "seccompProfile": {"type": "RuntimeDefault"}}}],
+             "securityContext": restricted_container_context(runAsUser=RESTRICTED_UID)}],
                  "volumes": []}}, namespace)
     yield dict(pod)
     await kube.delete(PODS, "holder", namespace, grace_period_seconds=0)
@@ -239,9 +242,8 @@ async def test_probes_flip_their_verdict_after_their_thresholds(tmp_path: Path) 
 
 # -- all of it, through the process kubelet ---------------------------------------------------
 
-RESTRICTED = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
-              "runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532,
-              "readOnlyRootFilesystem": True, "seccompProfile": {"type": "RuntimeDefault"}}
+RESTRICTED = restricted_container_context(runAsUser=RESTRICTED_UID, runAsGroup=RESTRICTED_UID,
+                                          readOnlyRootFilesystem=True)
 
 
 def container_log(cluster: LocalCluster, namespace: str, pod: str, container: str) -> str:

@@ -159,9 +159,11 @@ class KubeClient:
 
     async def create(self, res: Resource, obj: Mapping[str, Any],
                      namespace: str | None = None, subresource: str | None = None,
-                     name: str | None = None) -> RawBody:
+                     name: str | None = None, *, dry_run: bool = False) -> RawBody:
+        """POST `obj`; with dry_run, through every admission stage but never stored."""
+        params = {"dryRun": "All"} if dry_run else None
         return _body(await self.request("POST", res.path(namespace, name, subresource),
-                                        body=obj))
+                                        body=obj, params=params))
 
     async def replace(self, res: Resource, name: str, obj: Mapping[str, Any],
                       namespace: str | None = None, subresource: str | None = None) -> RawBody:
