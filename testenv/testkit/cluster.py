@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,15 +181,20 @@ class LocalCluster:
         apiserver.start()
         wait_until(lambda: self._alive(apiserver) and self._readyz(), 90, "kube-apiserver")
 
-    def restart_kubelet(self, *, crash: bool = True) -> None:
+    def restart_kubelet(self, *, crash: bool = True,
+                        while_down: Callable[[], None] | None = None) -> None:
         """Kill (or stop) the process kubelet and start a new one; the pods' processes
-        are in sessions of their own and live on, as containers outlive a real kubelet."""
+        are in sessions of their own and live on, as containers outlive a real kubelet,
+        and the new one adopts them. `while_down` runs in between: what a drill makes
+        happen while no kubelet looks (a pod deleted, a container exiting)."""
         kubelet = self.processes["process-kubelet"]
         if crash and kubelet.proc is not None and kubelet.proc.poll() is None:
             kubelet.proc.kill()  # the kubelet alone, not its group
             kubelet.proc.wait(5)
         else:
             kubelet.stop()
+        if while_down is not None:
+            while_down()
         self.start_kubelet()
 
     def stop(self) -> None:

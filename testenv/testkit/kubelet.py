@@ -21,6 +21,23 @@ An image whose table entry is [IN_PROCESS_SIM] runs in-process instead: the sync
 runner as an asyncio task of this kubelet (testkit.sim_runner), for scale tests that a
 process per pod could not afford. Its pods look the same from the API (phases, exit
 codes, restarts, SIGTERM on deletion); only the containerID says `inprocess://`.
+
+Containers outlive this kubelet, as they outlive a real one: each process is in a
+session of its own, and what a new kubelet needs to take it over is on disk. A process
+runs under a POSIX `sh` shim that waits for it and writes its exit status to a file
+under the state directory; a file, because once this kubelet is gone the process is no
+child of the next one, and its wait status would die with us. The shim traps TERM (and
+INT, HUP, QUIT) with a no-op handler, not `trap ''`, which the command would inherit as
+ignored: a signal to the group still reaches the command with its own disposition, and
+the shim lives to write the status (128 + signal for a signal death, as before). A
+SIGKILL to the group kills both and leaves no file: read as 137, as the kernel says.
+Per pod a JSON record (shim pids with their /proc start times, so that a reused pid is
+not taken for ours, restart counts, exit files) is replaced atomically on each start and
+exit and removed with the pod. A kubelet that starts adopts the live processes of pods
+bound to it (watched through pidfds: they are not its children to wait for), reads the exit codes
+of those that ended, and reports what it cannot account for (no record, a process gone
+without an exit file, an in-process sim, which died with the old kubelet) as lost:
+exit 137 with a message, never started a second time beside a runner that may live on.
 """
 
 from __future__ import annotations
@@ -33,6 +50,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -81,8 +99,112 @@ STATUS_ATTEMPTS = 6
 RESTART_BACKOFF_FIRST, RESTART_BACKOFF_MAX = 1.0, 30.0
 
 
+# The exit code of a container whose end nobody saw: its group SIGKILLed, or it was lost.
+LOST_EXIT_CODE = 137
+LOST_MESSAGE = "the container was lost while the kubelet was down"
+# Runs `$2...` and writes its exit status to the file `$1` (atomically); see the module
+# docstring for why the traps are no-op handlers.
+SHIM = """f=$1; shift
+trap : TERM INT HUP QUIT
+"$@"
+rc=$?
+printf '%s\\n' "$rc" > "$f.tmp" && mv -f "$f.tmp" "$f"
+exit "$rc"
+"""
+SHELL = shutil.which("sh") or "/bin/sh"
+
+
 class ContainerConfigError(Exception):
     """A container cannot start yet (missing Secret/ConfigMap, unmapped image)."""
+
+
+def proc_start_time(pid: int) -> int | None:
+    """When `pid` started (clock ticks since boot), None if it is gone or a zombie: with
+    the pid it names one process, where a pid alone may have been reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # the command name may hold spaces
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+def read_exit(path: Path) -> int:
+    """The exit status the shim wrote; none written means its group was SIGKILLed."""
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return LOST_EXIT_CODE
+
+
+def first_child(pid: int) -> int | None:
+    """The command the shim `pid` runs (its only child), once it has forked it."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
+    return None
+
+
+def cannot_exec(argv: list[str], env: dict[str, str], cwd: str | None) -> str | None:
+    """Why `argv` could not be executed, as exec would have failed before the shim ran
+    it (exit code 128, as before); None if it can."""
+    if not argv:
+        return "no command"
+    if cwd and not os.path.isdir(cwd):
+        return f"working directory {cwd!r} does not exist"
+    prog = argv[0]
+    if "/" in prog:
+        full = os.path.join(cwd or "", prog)
+        ok = os.path.isfile(full) and os.access(full, os.X_OK)
+        return None if ok else f"{prog!r} is not an executable file"
+    if shutil.which(prog, path=env.get("PATH", os.defpath)) is None:
+        return f"{prog!r} not found in PATH"
+    return None
+
+
+@dataclass
+class HostProcess:
+    """A container's shim: the group leader the kubelet signals, known by pid and start
+    time, and watched by polling when a previous kubelet started it."""
+
+    pid: int
+    start_time: int | None
+    exit_file: Path
+    container_pid: int  # the command itself (for exec probes and the containerID)
+
+    def alive(self) -> bool:
+        return self.start_time is not None and proc_start_time(self.pid) == self.start_time
+
+    def signal(self, sig: signal.Signals) -> None:
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, sig)
+
+    async def wait(self) -> int:
+        """Until the shim ends, then its exit code. Not our child when adopted, so not
+        waited for: its pidfd turns readable when it exits (the start time, checked once
+        the fd pins the process, says the pid is still the one we know)."""
+        try:
+            fd = os.pidfd_open(self.pid)
+        except OSError:  # gone already
+            return read_exit(self.exit_file)
+        try:
+            if self.alive():
+                loop = asyncio.get_running_loop()
+                ended: asyncio.Future[None] = loop.create_future()
+                def on_exit() -> None:
+                    if not ended.done():
+                        ended.set_result(None)
+
+                loop.add_reader(fd, on_exit)
+                try:
+                    await ended
+                finally:
+                    loop.remove_reader(fd)
+        finally:
+            os.close(fd)
+        return read_exit(self.exit_file)
 
 
 @dataclass
@@ -93,7 +215,12 @@ class ContainerRun:
     cwd: str | None
     log_path: Path
     in_process: bool = False  # the image's table entry is [IN_PROCESS_SIM]
-    process: asyncio.subprocess.Process | None = None
+    exits: Path | None = None  # where the shim writes exit codes (one file per start)
+    init: bool = False
+    prepared: bool = True  # argv and env made (adopted containers: only once restarted)
+    process: asyncio.subprocess.Process | None = None  # the shim, when we started it
+    host: HostProcess | None = None  # the shim, whoever started it
+    message: str | None = None  # why it terminated, when it was not seen to
     sim: SimContainer | None = None
     started_at: str | None = None
     finished_at: str | None = None
@@ -113,6 +240,7 @@ class PodRun:
     namespace: str
     name: str
     containers: list[ContainerRun] = field(default_factory=list)
+    inits: list[ContainerRun] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
     terminating: bool = False
     terminator: asyncio.Task[None] | None = None
@@ -208,6 +336,9 @@ class ProcessKubelet:
                 listing = await self.client.list(PODS)
                 for pod in listing.get("items", []):
                     await self.on_pod(dict(pod))
+                self.collect_orphans({
+                    p["metadata"]["uid"] for p in listing.get("items", [])
+                    if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")})
                 rv = listing["metadata"]["resourceVersion"]
                 while True:
                     async for etype, pod in self.client.watch(PODS, resource_version=rv):
@@ -240,13 +371,21 @@ class ProcessKubelet:
             return
         if node != self.node_name:
             return
-        if meta.get("deletionTimestamp"):
-            await self.on_pod_deleting(pod)
+        if uid in self.pods or phase in ("Succeeded", "Failed"):
+            if meta.get("deletionTimestamp"):
+                await self.on_pod_deleting(pod)
             return
-        if uid not in self.pods and phase not in ("Succeeded", "Failed"):
+        record = self.load_record(uid)
+        if meta.get("deletionTimestamp"):
+            if record is not None:  # deleted while we were down: its processes live on
+                self.adopt(pod, record)
+            await self.on_pod_deleting(pod)
+        elif phase == "Pending" and record is None:
             run = PodRun(uid=uid, namespace=meta["namespace"], name=meta["name"])
             self.pods[uid] = run
             run.task = asyncio.create_task(self.run_pod(pod, run))
+        else:
+            self.adopt(pod, record)
 
     async def bind(self, pod: Obj) -> None:
         meta = pod["metadata"]
@@ -289,7 +428,8 @@ class ProcessKubelet:
             self._release(run)
 
     def _release(self, run: PodRun) -> None:
-        """What a pod held beyond its processes: its IP, its volumes, its token renewal."""
+        """What a pod held beyond its processes: its IP, its volumes, its token renewal,
+        its record."""
         for c in run.containers:
             for task in c.probes:
                 task.cancel()
@@ -298,6 +438,188 @@ class ProcessKubelet:
         if run.volumes is not None:
             run.volumes.remove()
         self.ips.release(run.uid)
+        self._forget(run.uid)
+
+    # -- records: what a new kubelet needs to take a pod's processes over ------------
+
+    def _record_path(self, uid: str) -> Path:
+        return self.state_dir / "records" / f"{uid}.json"
+
+    def _exits(self, uid: str) -> Path:
+        return self.state_dir / "exits" / uid
+
+    @staticmethod
+    def _all(run: PodRun) -> list[ContainerRun]:
+        """The pod's init and app containers, each once (a failed init is both)."""
+        return list({id(c): c for c in run.inits + run.containers}.values())
+
+    def save_record(self, run: PodRun) -> None:
+        """Write the pod's record (atomically: a crash leaves the old one or the new)."""
+        containers = []
+        for c in self._all(run):
+            if c.started_at is None:
+                continue
+            host = c.host
+            containers.append({
+                "name": c.name, "init": c.init, "in_process": c.in_process,
+                "pid": host.pid if host else None,
+                "start_time": host.start_time if host else None,
+                "container_pid": host.container_pid if host else None,
+                "exit_file": str(host.exit_file) if host else None,
+                "started_at": c.started_at, "finished_at": c.finished_at,
+                "exit_code": c.exit_code if c.finished_at else None,
+                "restart_count": c.restart_count})
+        path = self._record_path(run.uid)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps({"uid": run.uid, "namespace": run.namespace,
+                                   "name": run.name, "ip": run.ip,
+                                   "containers": containers}))
+        os.replace(tmp, path)
+
+    def load_record(self, uid: str) -> Obj | None:
+        try:
+            record: Obj = json.loads(self._record_path(uid).read_text())
+        except (OSError, ValueError):
+            return None
+        return record
+
+    def _forget(self, uid: str) -> None:
+        self._record_path(uid).unlink(missing_ok=True)
+        shutil.rmtree(self._exits(uid), ignore_errors=True)
+
+    def collect_orphans(self, listed: set[str]) -> None:
+        """Kill the processes of pods that went (force-deleted) or finished while we were
+        down, and drop what they held, as a real kubelet removes orphaned containers;
+        `listed` are the pods still to run."""
+        records = self.state_dir / "records"
+        for path in records.glob("*.json") if records.is_dir() else []:
+            uid = path.stem
+            record = self.load_record(uid)
+            if uid in listed or uid in self.pods or record is None:
+                continue
+            log.info("pod %s/%s is gone: killing its processes", record.get("namespace"),
+                     record.get("name"))
+            for saved in record.get("containers", []):
+                host = self._host(saved)
+                if host is not None:
+                    host.signal(signal.SIGKILL)
+            if record.get("ip"):
+                self.ips.of(uid, str(record["ip"]))
+                self.ips.release(uid)
+            shutil.rmtree(self.state_dir / "pods" / uid, ignore_errors=True)
+            self._forget(uid)
+
+    @staticmethod
+    def _host(saved: Obj) -> HostProcess | None:
+        if saved.get("pid") is None or saved.get("in_process"):
+            return None
+        return HostProcess(int(saved["pid"]), saved.get("start_time"),
+                           Path(str(saved["exit_file"])),
+                           int(saved.get("container_pid") or saved["pid"]))
+
+    # -- adopting: the pods a previous kubelet ran -----------------------------------
+
+    def adopt(self, pod: Obj, record: Obj | None) -> None:
+        """Take over a pod a previous kubelet started: its live processes, the exit codes
+        of those that ended; with no record, its containers count as lost."""
+        meta, spec = pod["metadata"], pod["spec"]
+        run = PodRun(uid=meta["uid"], namespace=meta["namespace"], name=meta["name"])
+        saved = {c["name"]: c for c in (record or {}).get("containers", [])}
+        run.inits = [self._recall(pod, c, saved.get(c["name"]), init=True)
+                     for c in spec.get("initContainers", [])]
+        run.containers = [self._recall(pod, c, saved.get(c["name"]), init=False)
+                          for c in spec["containers"]]
+        if record is None:
+            reported = {s["name"]: s for s in (pod.get("status") or {})
+                        .get("containerStatuses") or []}
+            for c in run.containers:
+                status = reported.get(c.name, {})
+                c.restart_count = int(status.get("restartCount", 0))
+                c.started_at = (status.get("state", {}).get("running") or {}).get("startedAt")
+                self._lose(c)
+        log.info("adopting %s/%s (%s)", run.namespace, run.name,
+                 "its record" if record else "no record: its containers are lost")
+        self.pods[run.uid] = run
+        run.task = asyncio.create_task(self.resume_pod(pod, run, lost=record is None))
+
+    def _recall(self, pod: Obj, container: Obj, saved: Obj | None, *,
+                init: bool) -> ContainerRun:
+        """A container as the record left it: running (adopted), ended, lost, or not
+        started yet (its argv and env are made when it starts)."""
+        c = ContainerRun(name=container["name"], argv=[], env={}, cwd=None,
+                         log_path=self._log_path(pod, container), spec=container,
+                         exits=self._exits(pod["metadata"]["uid"]), init=init,
+                         prepared=False)
+        if saved is None:
+            return c
+        c.restart_count = int(saved.get("restart_count", 0))
+        c.started_at = saved.get("started_at")
+        c.in_process = bool(saved.get("in_process"))
+        if saved.get("exit_code") is not None:
+            c.exit_code = int(saved["exit_code"])
+            c.finished_at = saved.get("finished_at") or now_rfc3339()
+            return c
+        c.host = self._host(saved)
+        if c.host is None or not (c.host.alive() or c.host.exit_file.exists()):
+            self._lose(c)  # an in-process sim died with the old kubelet
+        elif not c.host.alive():
+            c.exit_code, c.finished_at = read_exit(c.host.exit_file), now_rfc3339()
+        return c
+
+    @staticmethod
+    def _lose(c: ContainerRun) -> None:
+        c.exit_code, c.finished_at, c.message = LOST_EXIT_CODE, now_rfc3339(), LOST_MESSAGE
+
+    async def resume_pod(self, pod: Obj, run: PodRun, *, lost: bool) -> None:
+        """Supervise an adopted pod from where the previous kubelet left it."""
+        status = pod.get("status") or {}
+        started = status.get("startTime") or now_rfc3339()
+        run.ip = self.ips.of(run.uid, status.get("podIP"))
+        pod = {**pod, "status": {**status, "podIP": run.ip}}
+        run.volumes = PodVolumes(self.client, pod, self.state_dir / "pods" / run.uid)
+        if lost:
+            # Started by a kubelet that died before it wrote down its processes: they may
+            # live on unseen, and starting them again would make two of them.
+            await self.finish(run, pod, started, "Failed")
+            return
+        try:  # fresh data and tokens: the old kubelet's renewals ended with it
+            await run.volumes.prepare()
+        except (ApiError, VolumeNotReadyError, OSError) as err:
+            log.warning("volumes of %s/%s: %s", run.namespace, run.name, err)
+        run.refresher = asyncio.create_task(run.volumes.refresh_tokens())
+        for init in run.inits:
+            if init.finished_at and init.exit_code == 0:
+                continue
+            if init.started_at is None:
+                await self.start_recalled(pod, run, init)
+            code = await self.wait(init)
+            self.save_record(run)
+            if code != 0 or run.terminating:
+                run.containers = [init]
+                await self.finish(run, pod, started, "Failed")
+                return
+        for c in run.containers:
+            if c.started_at is None:
+                await self.start_recalled(pod, run, c)
+            if c.exit_code is None:
+                self._probe(run, c)
+        await self.patch_status(run, pod, "Running", started, run.containers, init=True)
+        await self.supervise(run, pod, started)
+
+    async def start_recalled(self, pod: Obj, run: PodRun, c: ContainerRun) -> None:
+        """Start a container, first making its argv and env if it was adopted."""
+        if run.terminating:
+            return
+        if not c.prepared:
+            try:
+                made = await self.prepare(pod, c.spec, pod["spec"], run)
+            except ContainerConfigError as err:
+                c.exit_code, c.finished_at, c.message = 128, now_rfc3339(), str(err)
+                return
+            c.argv, c.env, c.cwd = made.argv, made.env, made.cwd
+            c.in_process, c.prepared = made.in_process, True
+        await self.start(run, c)
 
     async def force_delete(self, namespace: str, name: str, uid: str) -> None:
         try:
@@ -332,23 +654,34 @@ class ProcessKubelet:
                 if run.terminating:
                     return
         run.refresher = asyncio.create_task(run.volumes.refresh_tokens())
+        run.inits = inits
         for init in inits:
-            code = await self.start_and_wait(init)
+            init.init = True
+        for init in inits:
+            await self.start(run, init)
+            code = await self.wait(init)
+            self.save_record(run)
             if code != 0 or run.terminating:
                 run.containers = [init]
                 await self.finish(run, pod, started, "Failed")
                 return
         run.containers = containers
-        policy = spec.get("restartPolicy", "Always")
         for c in containers:
-            await self.start(c)
+            await self.start(run, c)
             self._probe(run, c)
         await self.patch_status(run, pod, "Running", started, containers, init=True)
+        await self.supervise(run, pod, started)
+
+    async def supervise(self, run: PodRun, pod: Obj, started: str) -> None:
+        """Wait for the containers, restart them as restartPolicy says, then finish."""
+        containers = run.containers
+        policy = pod["spec"].get("restartPolicy", "Always")
         reporter = asyncio.create_task(self._report_changes(run, pod, started))
         backoff = RESTART_BACKOFF_FIRST
         try:
             while True:
                 codes = await asyncio.gather(*(self.wait(c) for c in containers))
+                self.save_record(run)
                 for c in containers:
                     self._stop_probes(c)
                 if run.terminating:
@@ -363,7 +696,7 @@ class ProcessKubelet:
                 backoff = min(backoff * 2, RESTART_BACKOFF_MAX)
                 for c in restart:
                     c.restart_count += 1
-                    await self.start(c)
+                    await self.start_recalled(pod, run, c)
                     self._probe(run, c)
                 await self.patch_status(run, pod, "Running", started, containers, init=True)
         finally:
@@ -381,7 +714,7 @@ class ProcessKubelet:
 
         def probe(kind: str) -> Probe:
             return Probe(spec[kind], spec, run.ip,
-                         exec_in=lambda: c.process.pid if c.process else None)
+                         exec_in=lambda: c.host.container_pid if c.host else None)
 
         async def supervise() -> None:
             if not c.started:
@@ -429,12 +762,12 @@ class ProcessKubelet:
                  run.name, c.name, kind)
         self._signal(c, signal.SIGTERM)
 
-        async def kill_later(process: asyncio.subprocess.Process | None) -> None:
+        async def kill_later(host: HostProcess | None) -> None:
             await asyncio.sleep(run.grace_seconds)
-            if process is not None and process is c.process and process.returncode is None:
+            if host is not None and host is c.host and host.alive():
                 self._signal(c, signal.SIGKILL)
 
-        asyncio.get_running_loop().create_task(kill_later(c.process))
+        asyncio.get_running_loop().create_task(kill_later(c.host))
 
     @staticmethod
     def _stop_probes(c: ContainerRun) -> None:
@@ -480,11 +813,15 @@ class ProcessKubelet:
                                    identity(pod, container))
             except IsolationUnavailableError as err:
                 raise ContainerConfigError(str(err)) from None
-        log_path = self.state_dir / "logs" / f"{meta['namespace']}_{meta['name']}_" \
-                                             f"{container['name']}.log"
         return ContainerRun(name=container["name"], argv=argv, env=env,
-                            cwd=container.get("workingDir"), log_path=log_path,
-                            in_process=in_process, spec=container)
+                            cwd=container.get("workingDir"),
+                            log_path=self._log_path(pod, container), in_process=in_process,
+                            spec=container, exits=self._exits(meta["uid"]))
+
+    def _log_path(self, pod: Obj, container: Obj) -> Path:
+        meta = pod["metadata"]
+        return self.state_dir / "logs" / f"{meta['namespace']}_{meta['name']}_" \
+                                         f"{container['name']}.log"
 
     async def container_env(self, pod: Obj, container: Obj) -> dict[str, str]:
         meta = pod["metadata"]
@@ -563,16 +900,25 @@ class ProcessKubelet:
             return str(meta.get(match.group(1), {}).get(match.group(2), ""))
         return ""
 
-    async def start(self, c: ContainerRun) -> None:
+    async def start(self, run: PodRun, c: ContainerRun) -> None:
+        c.process, c.sim, c.host, c.message = None, None, None, None
         if c.in_process:
             c.sim = self.sims.start(c.env, c.log_path)
             c.started_at, c.finished_at, c.exit_code = now_rfc3339(), None, None
+            self.save_record(run)
             return
+        exit_file = (c.exits or self._exits(run.uid)) / f"{c.name}.{c.restart_count}"
+        exit_file.parent.mkdir(parents=True, exist_ok=True)
+        exit_file.unlink(missing_ok=True)
         c.log_path.parent.mkdir(parents=True, exist_ok=True)
+        problem = cannot_exec(c.argv, c.env, c.cwd)
         with c.log_path.open("ab") as out:
             try:
+                if problem is not None:
+                    raise OSError(problem)
                 c.process = await asyncio.create_subprocess_exec(
-                    *c.argv, env=c.env, cwd=c.cwd, stdout=out, stderr=asyncio.subprocess.STDOUT,
+                    SHELL, "-c", SHIM, "shim", str(exit_file), *self._resolved(c),
+                    env=c.env, cwd=c.cwd, stdout=out, stderr=asyncio.subprocess.STDOUT,
                     stdin=asyncio.subprocess.DEVNULL, start_new_session=True)
             except OSError as err:
                 out.write(f"process-kubelet: cannot start {c.argv}: {err}\n".encode())
@@ -582,6 +928,32 @@ class ProcessKubelet:
         c.finished_at = None
         if c.process is not None:
             c.exit_code = None
+            pid = c.process.pid
+            c.host = HostProcess(pid, proc_start_time(pid), exit_file,
+                                 await self._container_pid(c.process))
+        self.save_record(run)
+
+    @staticmethod
+    def _resolved(c: ContainerRun) -> list[str]:
+        """argv with its command as a path: the shim runs a file, never a builtin of its
+        own (`echo`, `kill`) that happens to share the name."""
+        prog = c.argv[0]
+        if "/" in prog:
+            return c.argv
+        return [shutil.which(prog, path=c.env.get("PATH", os.defpath)) or prog, *c.argv[1:]]
+
+    @staticmethod
+    async def _container_pid(shim: asyncio.subprocess.Process) -> int:
+        """The command's own pid, once the shim has forked it (a moment after it started);
+        the shim's if the command is already gone."""
+        for _ in range(200):
+            child = first_child(shim.pid)
+            if child is not None:
+                return child
+            if proc_start_time(shim.pid) is None:
+                break
+            await asyncio.sleep(0.005)
+        return shim.pid
 
     async def wait(self, c: ContainerRun) -> int:
         if c.sim is not None:
@@ -592,11 +964,10 @@ class ProcessKubelet:
             # A signal death reads as 128 + signal number, as a container runtime reports.
             c.exit_code = 128 - rc if rc < 0 else rc
             c.finished_at = now_rfc3339()
+        elif c.host is not None and c.exit_code is None:  # adopted: not our child
+            c.exit_code = await c.host.wait()
+            c.finished_at = now_rfc3339()
         return c.exit_code if c.exit_code is not None else 128
-
-    async def start_and_wait(self, c: ContainerRun) -> int:
-        await self.start(c)
-        return await self.wait(c)
 
     @staticmethod
     def _signal(c: ContainerRun, sig: signal.Signals) -> None:
@@ -605,25 +976,32 @@ class ProcessKubelet:
                 c.sim.terminate()
             else:
                 c.sim.kill()
-        if c.process is not None and c.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(c.process.pid, sig)
+        if c.process is not None:
+            if c.process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(c.process.pid, sig)
+        elif c.host is not None:
+            c.host.signal(sig)
 
     async def terminate(self, run: PodRun) -> None:
         """SIGTERM now, SIGKILL after the grace period (as a real kubelet does)."""
-        for c in run.containers:
+        everything = self._all(run)
+        for c in everything:
             self._signal(c, signal.SIGTERM)
-        procs = [c.process.wait() for c in run.containers
+        procs = [c.process.wait() for c in everything
                  if c.process is not None and c.process.returncode is None]
-        procs += [c.sim.wait() for c in run.containers if c.sim is not None and c.sim.running]
+        procs += [c.host.wait() for c in everything
+                  if c.process is None and c.host is not None and c.host.alive()]
+        procs += [c.sim.wait() for c in everything if c.sim is not None and c.sim.running]
         if procs:
             try:
                 await asyncio.wait_for(asyncio.gather(*procs), timeout=max(run.grace_seconds, 0))
             except TimeoutError:
-                for c in run.containers:
+                for c in everything:
                     self._signal(c, signal.SIGKILL)
-        if run.task is not None and not run.containers:
-            # Still preparing (e.g. waiting for a Secret): finish it as failed.
+        if run.task is not None and not run.containers and not procs:
+            # Still preparing (e.g. waiting for a Secret): finish it as failed. (An init
+            # container that was running ends the pod itself, as it would on failing.)
             run.task.cancel()
             await self.force_delete(run.namespace, run.name, run.uid)
 
@@ -635,12 +1013,14 @@ class ProcessKubelet:
             reason = "Completed" if c.exit_code == 0 else "Error"
             state = {"terminated": {"exitCode": c.exit_code, "reason": reason,
                                     "startedAt": c.started_at, "finishedAt": c.finished_at}}
+            if c.message:
+                state["terminated"]["message"] = c.message
         elif c.started_at:
             state = {"running": {"startedAt": c.started_at}}
         else:
             state = {"waiting": {"reason": "ContainerCreating"}}
         container_id = f"inprocess://{c.sim.id}" if c.sim is not None \
-            else f"process://{c.process.pid if c.process else 0}"
+            else f"process://{c.host.container_pid if c.host else 0}"
         running = "running" in state
         return {"name": c.name, "image": image, "imageID": f"process://{image}",
                 "containerID": container_id,
@@ -697,7 +1077,7 @@ class ProcessKubelet:
 
     async def shutdown(self) -> None:
         for run in self.pods.values():
-            for c in run.containers:
+            for c in self._all(run):
                 self._signal(c, signal.SIGKILL)
         await self.sims.close()
 

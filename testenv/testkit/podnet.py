@@ -69,6 +69,6 @@ class PodIPs:
     def _ip(verb: str, ip: str) -> None:
         done = subprocess.run(["ip", "addr", verb, f"{ip}/32", "dev", "lo"],
                               capture_output=True, text=True, check=False)
-        if done.returncode != 0 and "File exists" not in done.stderr \
-                and "Cannot assign" not in done.stderr:
+        benign = ("File exists", "Cannot assign", "already assigned")  # an adopted pod's
+        if done.returncode != 0 and not any(b in done.stderr for b in benign):
             log.warning("ip addr %s %s: %s", verb, ip, done.stderr.strip())
