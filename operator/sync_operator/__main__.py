@@ -30,11 +30,13 @@ def main() -> None:
     import sync_operator.app.login  # kopf logs in as our client does
 
     if settings.webhook_enabled:
-        import sync_operator.app.webhooks  # noqa: F401  (registers the admission handlers)
+        import sync_operator.app.webhooks  # registers the admission handlers
+        if settings.stamp_webhooks:  # only where the API server cannot stamp
+            import sync_operator.app.stamp_webhooks  # noqa: F401
 
     namespaces: list[str] = [settings.namespace] if settings.namespace else []
-    liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port \
-        else None
+    liveness = (f"http://{settings.listen_addr}:{settings.health_port}/healthz"
+                if settings.health_port else None)
     asyncio.run(kopf.operator(
         standalone=True, clusterwide=not namespaces, namespaces=namespaces,
         liveness_endpoint=liveness,

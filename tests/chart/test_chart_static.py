@@ -351,3 +351,37 @@ def test_stamp_policies_render_only_where_the_cluster_serves_them(helm_binary: P
     # (and, without the policies, the stamps) needs them.
     assert [m for m in scoped if m["kind"] == "Service"
             and m["metadata"]["name"].endswith("-webhook")]
+
+
+def _operator_env(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    deployment = next(m for m in manifests if m["kind"] == "Deployment")
+    env: list[dict[str, Any]] = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    return env
+
+
+def test_the_operator_stamps_in_a_webhook_only_where_the_api_server_cannot(
+        helm_binary: Path) -> None:
+    """One stamp writer: with MutatingAdmissionPolicy served the API server stamps and
+    the operator registers no stamp webhook; without it the webhook is the stamp."""
+    def stamp_setting(*apis: str) -> bool:
+        env = {e["name"]: e.get("value") for e in _operator_env(_with_apis(*apis))}
+        value = env["SYNC_OPERATOR_STAMP_WEBHOOKS"]
+        assert value in ("true", "false")
+        return bool(value == "true")
+
+    assert stamp_setting() is True
+    assert stamp_setting(VALIDATING_API) is True  # the guard alone does not stamp
+    assert stamp_setting(MUTATING_API, VALIDATING_API) is False
+
+
+def test_listen_on_pod_ip_binds_every_server_to_status_pod_ip(helm_binary: Path) -> None:
+    """Default 0.0.0.0 (port-forward reaches it); listenOnPodIP binds the webhook, metrics
+    and health servers to the pod's own IP, so replicas sharing a network do not collide."""
+    default = {e["name"]: e for e in _operator_env(render("sync-system").manifests)}
+    assert default["SYNC_OPERATOR_WEBHOOK_ADDR"]["value"] == "0.0.0.0"
+    assert "SYNC_OPERATOR_LISTEN_ADDR" not in default
+    assert OperatorSettings.model_fields["listen_addr"].default == "0.0.0.0"
+    on_ip = {e["name"]: e for e in _operator_env(
+        render("sync-system", {"listenOnPodIP": True}).manifests)}
+    for name in ("SYNC_OPERATOR_WEBHOOK_ADDR", "SYNC_OPERATOR_LISTEN_ADDR"):
+        assert on_ip[name]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}, name

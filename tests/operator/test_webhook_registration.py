@@ -23,26 +23,41 @@ VALIDATING = Resource("admissionregistration.k8s.io", "v1",
                       "validatingwebhookconfigurations", namespaced=False)
 
 
-async def test_webhooks_are_registered_by_service_reference(
-        cluster: LocalCluster, kube: KubeClient, namespace: str, tmp_path: Path,
-        start_operator: Callable[..., OperatorProcess]) -> None:
+def _start(cluster: LocalCluster, tmp_path: Path, name: str,
+           start_operator: Callable[..., OperatorProcess], **settings: str) -> None:
     cert, key = tmp_path / "webhook.crt", tmp_path / "webhook.key"
     cluster.pki.issue(cert, key, "sync-operator-webhook", ["DNS:sync-webhook.sync.svc"])
-    name = f"sync.jobcontrol.io-{namespace}"
     start_operator(webhook_enabled="true", webhook_addr="127.0.0.1",
                    webhook_port=str(free_port()), webhook_cert_file=str(cert),
                    webhook_key_file=str(key), webhook_ca_file=str(cluster.pki.ca_cert),
                    webhook_service_name="sync-webhook", webhook_service_namespace="sync",
-                   webhook_service_port="9443", webhook_configuration_name=name)
+                   webhook_service_port="9443", webhook_configuration_name=name, **settings)
+
+
+async def _registered(kube: KubeClient, name: str) -> tuple[Any, Any]:
+    """Both configurations (the mutating one possibly absent or empty) once kopf has
+    patched webhooks into the validating one (it creates them empty first)."""
+    async def probe() -> tuple[Any, Any] | None:
+        mutating = await kube.get_or_none(MUTATING, name)
+        validating = await kube.get_or_none(VALIDATING, name)
+        ok = validating is not None and validating.get("webhooks")
+        return (mutating or {}, validating) if ok else None
+
+    return await eventually(probe, timeout=30, what="webhook configurations")
+
+
+async def test_webhooks_are_registered_by_service_reference(
+        cluster: LocalCluster, kube: KubeClient, namespace: str, tmp_path: Path,
+        start_operator: Callable[..., OperatorProcess]) -> None:
+    name = f"sync.jobcontrol.io-{namespace}"
+    _start(cluster, tmp_path, name, start_operator)
 
     async def registered() -> dict[str, Any] | None:
-        # kopf creates the configuration empty, then patches its webhooks in.
         config = await kube.get_or_none(MUTATING, name)
-        other = await kube.get_or_none(VALIDATING, name)
-        return config if config and config.get("webhooks") and other and other.get(
-            "webhooks") else None
+        return config if config and config.get("webhooks") else None
 
     try:
+        await _registered(kube, name)
         config = await eventually(registered, timeout=30, what="mutating configuration")
         services = {w["name"]: w["clientConfig"] for w in config["webhooks"]}
         stamp = next(c for n, c in services.items() if n.startswith("stamp-syncjob-actor"))
@@ -61,4 +76,25 @@ async def test_webhooks_are_registered_by_service_reference(
                             "record-deleter": "Ignore", "record-schedule-deleter": "Ignore"}
     finally:
         for res in (MUTATING, VALIDATING):
-            await kube.delete(res, name)
+            if await kube.get_or_none(res, name) is not None:
+                await kube.delete(res, name)
+
+
+async def test_where_the_api_server_stamps_no_stamp_webhook_is_registered(
+        cluster: LocalCluster, kube: KubeClient, namespace: str, tmp_path: Path,
+        start_operator: Callable[..., OperatorProcess]) -> None:
+    """stamp_webhooks=false (what the chart sets where it installs the stamp policies):
+    validation and the deleter's record stay, and no webhook writes stamps beside the
+    API server."""
+    name = f"sync.jobcontrol.io-{namespace}"
+    _start(cluster, tmp_path, name, start_operator, stamp_webhooks="false")
+    try:
+        mutating, validating = await _registered(kube, name)
+        assert not mutating.get("webhooks")
+        assert {w["name"].split(".")[0] for w in validating["webhooks"]} == {
+            "validate-schedule", "validate-syncjob", "record-deleter",
+            "record-schedule-deleter"}
+    finally:
+        for res in (MUTATING, VALIDATING):
+            if await kube.get_or_none(res, name) is not None:
+                await kube.delete(res, name)

@@ -243,7 +243,8 @@ class Runtime:
         """Campaign for the Lease (or lead at once without election)."""
         self._leading = False
         if self.settings.metrics_port:
-            self._metrics_server = self.metrics.serve(self.settings.metrics_port)
+            self._metrics_server = self.metrics.serve(self.settings.metrics_port,
+                                                      self.settings.listen_addr)
         if self.mirror is not None:
             self._spawn(self._start_mirror(), "mirror-start")
         if self.settings.leader_election:

@@ -86,6 +86,11 @@ class OperatorSettings(BaseSettings):
         default=False, description="Run the database migrations at start-up instead of "
                                    "refusing to start against an older schema.")
     webhook_enabled: bool = Field(default=False, description="Serve the admission webhooks.")
+    stamp_webhooks: bool = Field(
+        default=True, description="Also stamp who did what in a webhook (with webhook_enabled): "
+                                  "for clusters without MutatingAdmissionPolicy, where the "
+                                  "API server cannot stamp; the chart turns it off where it "
+                                  "installs the policies.")
     webhook_addr: str = Field(default="0.0.0.0", description="Where the webhook server listens.")
     webhook_port: int = Field(default=9443, ge=1, le=65535)
     webhook_host: str | None = Field(
@@ -103,6 +108,10 @@ class OperatorSettings(BaseSettings):
     webhook_configuration_name: str = Field(
         default="sync.jobcontrol.io",
         description="Name of the Validating/MutatingWebhookConfiguration kopf manages.")
+    listen_addr: str = Field(
+        default="0.0.0.0", description="Where the metrics and health servers listen (the "
+                                       "pod's IP where pods share a network, as in the "
+                                       "process kubelet).")
     health_port: int = Field(default=8081, ge=0, le=65535,
                              description="kopf's liveness endpoint /healthz; 0 disables it.")
     metrics_port: int = Field(default=8080, ge=0, description="0 disables the metrics server.")

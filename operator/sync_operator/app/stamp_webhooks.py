@@ -1,0 +1,46 @@
+"""The stamp webhooks (kopf): who did what, for clusters without MutatingAdmissionPolicy.
+
+Where the API server serves MutatingAdmissionPolicy the chart installs policies/ and
+turns these off (`stamp_webhooks: false`, decided from the cluster's API versions):
+the API server then stamps every request itself, with or without the operator, and a
+webhook beside it would only be a second writer of the same annotations. Without that
+API these are the stamp: the same annotations, computed the same way
+(`audit.actions.stamp_patch`), with failurePolicy Ignore so that pausing or cancelling
+works while the operator is down; such a change is then recorded as performed by
+"unknown", never by someone else (the stamp is rebuilt from the stored object).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from sync_operator.api.common import SYNCJOB, SYNCSCHEDULE
+from sync_operator.app.webhooks import plain, user_of
+from sync_operator.audit.actions import schedule_actions, stamp_patch, syncjob_actions
+
+
+@kopf.on.mutate(*SYNCJOB.kopf, id="stamp-syncjob-actor", operations=["CREATE", "UPDATE"],
+                ignore_failures=True)
+def stamp_syncjob(userinfo: kopf.UserInfo, patch: kopf.Patch, **kwargs: Any) -> None:
+    old, new = plain(kwargs.get("old")), plain(kwargs.get("new"))
+    _stamp(syncjob_actions(str(kwargs.get("operation")), old, new), old, new, userinfo, patch)
+
+
+@kopf.on.mutate(*SYNCSCHEDULE.kopf, id="stamp-schedule-actor",
+                operations=["CREATE", "UPDATE"], ignore_failures=True)
+def stamp_schedule(userinfo: kopf.UserInfo, patch: kopf.Patch, **kwargs: Any) -> None:
+    old, new = plain(kwargs.get("old")), plain(kwargs.get("new"))
+    _stamp(schedule_actions(str(kwargs.get("operation")), old, new), old, new, userinfo, patch)
+
+
+def _stamp(actions: list[dict[str, Any]], old: dict[str, Any] | None,
+           new: dict[str, Any] | None, userinfo: Any, patch: kopf.Patch) -> None:
+    """Make the stamps what the stored object and this request's actions say, on every
+    change, so a request can never store entries of its own making."""
+    if new is None:
+        return
+    changes = stamp_patch(old, new, actions, user_of(userinfo))
+    if changes:
+        patch.setdefault("metadata", {}).setdefault("annotations", {}).update(changes)
