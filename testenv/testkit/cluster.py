@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -12,7 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -193,9 +194,23 @@ class LocalCluster:
             kubelet.proc.wait(5)
         else:
             kubelet.stop()
-        if while_down is not None:
-            while_down()
-        self.start_kubelet()
+        try:
+            if while_down is not None:
+                while_down()
+        finally:  # a failed drill must not leave the pods without a kubelet
+            self.start_kubelet()
+
+    async def restart_kubelet_async(
+            self, while_down: Callable[[], Coroutine[Any, Any, None]] | None = None) -> None:
+        """restart_kubelet from async code: `while_down` runs on the caller's loop while
+        no kubelet runs (the restart itself blocks, so it runs in a thread)."""
+        loop = asyncio.get_running_loop()
+
+        def hook() -> None:
+            if while_down is not None:
+                asyncio.run_coroutine_threadsafe(while_down(), loop).result(120)
+
+        await asyncio.to_thread(self.restart_kubelet, while_down=hook)
 
     def stop(self) -> None:
         for name in ("process-kubelet", "kube-controller-manager", "kube-apiserver", "etcd"):

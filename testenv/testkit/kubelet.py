@@ -131,6 +131,25 @@ def proc_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+def container_pids(name: str, value: str) -> list[int]:
+    """The local container processes whose environment has `name=value`, without the
+    shims that run them (those carry the same environment): what a test signals to act
+    on a container from inside, as a process in a real container sees no shim."""
+    marker = f"{name}={value}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            environ = (proc / "environ").read_bytes()
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if marker in environ.split(b"\0") and argv[2:4] != [SHIM.encode(), b"shim"]:
+            found.append(int(proc.name))
+    return found
+
+
 def read_exit(path: Path) -> int:
     """The exit status the shim wrote; none written means its group was SIGKILLed."""
     try:

@@ -4,7 +4,6 @@ a deletion it missed, and reports the exit codes of containers that ended meanwh
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -117,18 +116,10 @@ def shim_pid(cluster: LocalCluster, uid: str) -> int:
                     if c["name"] == "main")["pid"])
 
 
-DownHook = Callable[[], Coroutine[Any, Any, None]]
-
-
-async def restart_kubelet(cluster: LocalCluster, while_down: DownHook | None = None) -> None:
-    """Crash the kubelet and start a new one; `while_down` runs on this loop in between."""
-    loop = asyncio.get_running_loop()
-
-    def hook() -> None:
-        if while_down is not None:
-            asyncio.run_coroutine_threadsafe(while_down(), loop).result(60)
-
-    await asyncio.to_thread(cluster.restart_kubelet, while_down=hook)
+async def restart_kubelet(cluster: LocalCluster,
+                          while_down: Callable[[], Coroutine[Any, Any, None]] | None = None,
+                          ) -> None:
+    await cluster.restart_kubelet_async(while_down)
 
 
 async def gone(pid: int) -> bool:

@@ -16,22 +16,25 @@ import random
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sync_operator.api.common import SYNCJOBS
 from sync_operator.kube import ApiError, KubeClient, load_connection
+from sync_operator.kube.resources import PODS
 from sync_operator.mirror import upgrade
+from sync_runner import contract
 from testkit.cluster import LocalCluster
 from testkit.drills import (
+    JOB_UID_LABEL,
     Trace,
     assert_same_as_uninterrupted,
     duplicate_audit_rows,
     rows,
     settled,
 )
+from testkit.kubelet import container_pids
 from testkit.operator import OperatorProcess
 from testkit.servers import PostgresServer, RedisServer
 from testkit.syncjobs import grant_users, syncjob, wait_phase
@@ -265,19 +268,52 @@ async def test_postgres_stopped_for_a_minute_loses_and_doubles_nothing(
 
 
 def _runner_pids(uid: str) -> list[int]:
-    """Local processes whose environment names this SyncJob (its runner's container)."""
-    marker = f"SYNC_JOB_UID={uid}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if marker in environ.split(b"\0"):
-            found.append(int(entry.name))
-    return found
+    """Local processes that run this SyncJob (its runner's container)."""
+    return container_pids(contract.ENV_JOB_UID, uid)
+
+
+async def test_the_kubelet_restarted_mid_run_adopts_its_runners_and_loses_nothing(
+        cluster: LocalCluster, drill: Drill) -> None:
+    """The kubelet dies under two running jobs; while none runs, alice pauses one: its
+    runner acknowledges at a safe point and the Job's suspension deletes its pod, with
+    no kubelet to send the SIGTERM that releases the runner. The next kubelet adopts the
+    other runner (the same process, never a second one) and obeys the deletion; bob
+    resumes, and both traces equal the uninterrupted ones, each on its first attempt."""
+    await _quick_and_paused_by_alice_resumed_by_bob(drill, "reference")
+    before = await drill.settle("reference", "reference-paused")
+
+    # Long enough that the adopted runner is still at work after the restart.
+    uids = {name: await drill.create(name, params=demo(items, 0.1))
+            for name, items in (("drilled", 200), ("drilled-paused", 60))}
+    for name in uids:
+        await drill.phase(name, "Running")
+    runners = {name: await eventually(lambda uid=uid: asyncio.to_thread(_runner_pids, uid),
+                                      timeout=30, what=f"{name}'s runner process")
+               for name, uid in uids.items()}
+
+    async def pause_while_down() -> None:
+        await drill.patch("drilled-paused", paused=True)
+
+        async def pod_deleted() -> bool:
+            pods = (await drill.kube.list(PODS, drill.namespace, label_selector=(
+                f"{JOB_UID_LABEL}={uids['drilled-paused']}")))["items"]
+            return bool(pods) and all(p["metadata"].get("deletionTimestamp") for p in pods)
+
+        await eventually(pod_deleted, timeout=30, what="the paused job's pod deleted")
+        assert await asyncio.to_thread(_runner_pids, uids["drilled-paused"]) == \
+            runners["drilled-paused"], "its runner waits for the SIGTERM nobody sends"
+
+    await cluster.restart_kubelet_async(pause_while_down)
+    assert await asyncio.to_thread(_runner_pids, uids["drilled"]) == runners["drilled"]
+    await drill.phase("drilled-paused", "Paused")
+    await drill.patch("drilled-paused", by="bob", paused=False)
+    after = await drill.settle("drilled", "drilled-paused")
+    assert_same_as_uninterrupted(before["reference"], after["drilled"])
+    assert_same_as_uninterrupted(before["reference-paused"], after["drilled-paused"])
+    for name, items in (("drilled", 200), ("drilled-paused", 60)):
+        body = await drill.kube.get(SYNCJOBS, name, drill.namespace)
+        assert body["status"]["progress"]["done"] == items
+    drill.operator_log_is_clean()
 
 
 async def test_a_sigkilled_runner_is_retried_from_its_checkpoint(drill: Drill) -> None:

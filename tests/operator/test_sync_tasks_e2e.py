@@ -15,7 +15,6 @@ import os
 import signal
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -27,6 +26,7 @@ from sync_operator.kube import KubeClient
 from sync_operator.mirror import upgrade
 from sync_runner import contract
 from testkit.cluster import LocalCluster
+from testkit.kubelet import container_pids
 from testkit.operator import OperatorProcess
 from testkit.source_server import Faults, SourceServer
 from testkit.syncjobs import create_syncjob, syncjob, wait_phase
@@ -136,19 +136,8 @@ def runner_logs(cluster: LocalCluster, namespace: str, job: str) -> str:
 
 
 def runner_pids(uid: str) -> list[int]:
-    """Local processes whose environment says they run the SyncJob `uid`."""
-    marker = f"{contract.ENV_JOB_UID}={uid}".encode()
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            environ = (proc / "environ").read_bytes()
-        except OSError:
-            continue
-        if marker in environ.split(b"\0"):
-            pids.append(int(proc.name))
-    return pids
+    """Local processes that run the SyncJob `uid` (its runner's container)."""
+    return container_pids(contract.ENV_JOB_UID, uid)
 
 
 async def done_at_least(kube: KubeClient, namespace: str, name: str, n: int) -> bool:
