@@ -93,6 +93,19 @@ def _not_over_the_command(argv: Sequence[str], mounts: Sequence[Mount]) -> list[
     return kept
 
 
+def _sources_first(mounts: Sequence[Mount]) -> list[Mount]:
+    """Mounts in an order that binds every source before another mount hides it: the
+    volumes live under the kubelet's state directory, which may be under /tmp, where a
+    pod mounts its emptyDir (a bind, once made, holds on to its source)."""
+    def hides_a_source(mount: Mount) -> bool:
+        target = Path(mount.target)
+        return any(other is not mount and (target == other.source
+                                           or target in other.source.parents)
+                   for other in mounts)
+
+    return sorted(mounts, key=hides_a_source)  # stable: the others keep their order
+
+
 def can_isolate() -> bool:
     return os.geteuid() == 0 and shutil.which("unshare") is not None \
         and shutil.which("setpriv") is not None
@@ -127,7 +140,7 @@ def launch_argv(argv: Sequence[str], mounts: Sequence[Mount], who: Identity) -> 
                          f"{shlex.quote(mount.target)}")
     if who.read_only_root:
         lines.append("mount --rbind / /")  # recursive: /proc, /dev and the rest stay
-    for mount in mounts:
+    for mount in _sources_first(mounts):
         lines.append(f"mount --bind {shlex.quote(str(mount.source))} "
                      f"{shlex.quote(mount.target)}")
         if mount.read_only:

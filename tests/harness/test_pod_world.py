@@ -79,6 +79,29 @@ def test_a_container_sees_its_volumes_at_their_paths_as_its_user_on_a_read_only_
     assert not any(Path(target).iterdir())
 
 
+def test_an_emptydir_over_tmp_does_not_hide_the_other_volumes_kept_under_tmp(
+        tmp_path: Path) -> None:
+    """The kubelet keeps volumes under its state directory, here under /tmp, and the
+    operator's pod mounts an emptyDir at /tmp: listed first, it must still not hide the
+    webhook certificate's source from the mount that comes after it."""
+    scratch, secret = tmp_path / "tmp-volume", tmp_path / "secret"
+    scratch.mkdir()
+    secret.mkdir()
+    (secret / "tls.crt").write_text("certificate")
+    target = f"/etc/sync-test-{tmp_path.name}"
+    assert str(secret).startswith("/tmp/")
+    code = (f"print(open({target + '/tls.crt'!r}).read(), "
+            "sorted(__import__('os').listdir('/tmp')))")
+    argv = launch_argv(["/usr/bin/python3", "-c", code],
+                       [Mount(scratch, "/tmp", read_only=False),
+                        Mount(secret, target, read_only=True)],
+                       Identity(user=None, group=None, read_only_root=False,
+                                no_new_privileges=True))
+    done = run(argv)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["certificate", "[]"]  # the emptyDir, empty, at /tmp
+
+
 def test_a_container_that_needs_nothing_is_its_plain_command() -> None:
     argv = [sys.executable, "-c", "pass"]
     assert launch_argv(argv, [], Identity(None, None, False, False)) == argv
