@@ -27,12 +27,14 @@ def main() -> None:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     import sync_operator.app.handlers  # registers the handlers
-    import sync_operator.app.login  # kopf logs in as our client does
+    import sync_operator.app.login  # noqa: F401  (kopf logs in as our client does)
 
     if settings.webhook_enabled:
-        import sync_operator.app.webhooks  # registers the admission handlers
+        from sync_operator.app import stamp_webhooks, webhooks
+
+        webhooks.register(persistent=settings.webhook_persistent)
         if settings.stamp_webhooks:  # only where the API server cannot stamp
-            import sync_operator.app.stamp_webhooks  # noqa: F401
+            stamp_webhooks.register(persistent=settings.webhook_persistent)
 
     namespaces: list[str] = [settings.namespace] if settings.namespace else []
     liveness = (f"http://{settings.listen_addr}:{settings.health_port}/healthz"

@@ -38,7 +38,8 @@ async def install(kubectl_env: dict[str, str], chart_crds: list[str],
     async def apply(values: Mapping[str, Any] | None = None, *,
                     skip_kinds: frozenset[str] = frozenset()) -> Release:
         release = render(namespace, values)
-        docs = [m for m in release.manifests if m["kind"] not in skip_kinds]
+        docs = [m for m in release.manifests
+                if m["kind"] not in skip_kinds and not _uninstall_hook(m)]
         applied.extend(m for m in docs if m["kind"] in CLUSTER_SCOPED)
         await kubectl(kubectl_env, "apply", "--server-side", "--field-manager=chart-test",
                       "-f", "-", stdin=yaml.safe_dump_all(docs))
@@ -48,6 +49,12 @@ async def install(kubectl_env: dict[str, str], chart_crds: list[str],
     for manifest in applied:
         await kubectl(kubectl_env, "delete", "--ignore-not-found", "--wait=false",
                       _resource(manifest), manifest["metadata"]["name"], check=False)
+
+
+def _uninstall_hook(manifest: Mapping[str, Any]) -> bool:
+    """A hook that Helm runs only at uninstall (applied here, it would run at once)."""
+    hooks = (manifest["metadata"].get("annotations") or {}).get("helm.sh/hook", "")
+    return bool(hooks) and set(hooks.split(",")) <= {"pre-delete", "post-delete"}
 
 
 def _resource(manifest: Mapping[str, Any]) -> str:

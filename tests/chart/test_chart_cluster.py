@@ -70,7 +70,8 @@ async def test_rendered_manifests_are_accepted_by_the_api_server(
     kinds = {m["kind"] for m in release.manifests}
     assert kinds == {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role",
                      "RoleBinding", "Service", "Secret", "Deployment", "PodDisruptionBudget",
-                     "SyncSchedule", "NetworkPolicy"}
+                     "SyncSchedule", "NetworkPolicy",
+                     "Job"}  # the pre-delete hook (rendered; the fixture leaves it out)
     deployment = await kube.get(DEPLOYMENTS, release.fullname, namespace)
     assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
     schedules = (await kube.list(SYNCSCHEDULES, namespace))["items"]
@@ -92,16 +93,19 @@ async def test_rendered_manifests_are_accepted_by_the_api_server(
                      group="apiextensions.k8s.io")
     for kind in ("mutatingwebhookconfigurations", "validatingwebhookconfigurations"):
         assert await can(kube, user, "create", kind, group="admissionregistration.k8s.io")
-        assert await can(kube, user, "patch", kind, group="admissionregistration.k8s.io",
-                         name="sync.jobcontrol.io")
-        assert not await can(kube, user, "patch", kind, group="admissionregistration.k8s.io",
-                             name="someone-elses-webhook")
+        for verb in ("patch", "delete"):  # delete: the uninstall hook
+            assert await can(kube, user, verb, kind, group="admissionregistration.k8s.io",
+                             name="sync.jobcontrol.io")
+        for verb in ("patch", "delete"):
+            assert not await can(kube, user, verb, kind,
+                                 group="admissionregistration.k8s.io",
+                                 name="someone-elses-webhook")
     assert await can(kube, user, "create", "leases", namespace, group="coordination.k8s.io")
     assert await can(kube, user, "update", "leases", namespace, group="coordination.k8s.io",
                      name="sync-operator")
     # ... and nothing beside it.
     assert not await can(kube, user, "update", "syncjobs", other, **sj)  # PUT: never used
-    assert not await can(kube, user, "delete", "syncschedules", other, **sj)
+    assert await can(kube, user, "delete", "syncschedules", other, **sj)  # the uninstall hook
     assert not await can(kube, user, "update", "syncjobs", other, subresource="status", **sj)
     assert not await can(kube, user, "patch", "events", other)
     assert not await can(kube, user, "get", "secrets", other)

@@ -97,7 +97,7 @@ def test_secrets_are_referenced_not_inlined(helm_binary: Path) -> None:
         "runner": {"database": {"existingSecret": "app-db"}}})
     container = release.of_kind("Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
     refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]
-            if "valueFrom" in e}
+            if "secretKeyRef" in e.get("valueFrom", {})}
     assert refs == {
         "SYNC_OPERATOR_DATABASE_URL": {"name": "sync-db", "key": "url"},
         "SYNC_OPERATOR_REDIS_URL": {"name": "sync-redis", "key": "redis-url"},
@@ -123,7 +123,9 @@ def test_deployment_is_locked_down_and_highly_available(helm_binary: Path) -> No
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
     assert any(v["name"] == "tmp" and "emptyDir" in v for v in pod["volumes"])
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
-    assert "readinessProbe" not in container  # a standby is healthy by design
+    # Ready once the webhook server answers (the Service routes by it); a standby serves
+    # the webhooks too, so it is ready as well.
+    assert container["readinessProbe"]["tcpSocket"] == {"port": "webhook"}
     assert container["ports"] == [
         {"name": "health", "containerPort": 8081, "protocol": "TCP"},
         {"name": "metrics", "containerPort": 8080, "protocol": "TCP"},
@@ -162,7 +164,8 @@ def test_webhook_is_served_with_a_mounted_certificate(helm_binary: Path) -> None
     assert {r for r in rules if r[0] == admission} == {
         (admission, kind, verb, name)
         for kind in ("validatingwebhookconfigurations", "mutatingwebhookconfigurations")
-        for verb, name in (("create", ""), ("patch", "sync.jobcontrol.io"))}
+        for verb, name in (("create", ""), ("patch", "sync.jobcontrol.io"),
+                           ("delete", "sync.jobcontrol.io"))}  # delete: uninstall hook
 
     managed = render("sync-system", {"webhook": {"tls": {"certManager": {"enabled": True}}}})
     assert managed.of_kind("Secret") == []

@@ -57,7 +57,8 @@ class Runtime:
                  clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.identity = f"{settings.identity}@{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
+        self.identity = (f"{settings.identity}@{settings.pod_name or socket.gethostname()}"
+                         f"-{uuid.uuid4().hex[:6]}")
         self.client = client or KubeClient(load_connection(), qps=settings.api_qps,
                                            burst=settings.api_burst)
         # The Lease has a client of its own (as client-go's leader election does), so a

@@ -77,6 +77,10 @@ class OperatorSettings(BaseSettings):
     identity: str = Field(default="sync-operator",
                           description="Who system transitions are performed by (audit log).")
     leader_election: bool = Field(default=True)
+    pod_name: str | None = Field(
+        default=None, description="This replica's pod (downward API metadata.name): names it "
+                                  "in the Lease where the host name does not (pods sharing "
+                                  "one host); defaults to the host name.")
     lease_namespace: str = Field(default="default")
     lease_name: str = Field(default="sync-operator")
     lease_duration_seconds: float = Field(default=15.0, gt=0)
@@ -86,6 +90,11 @@ class OperatorSettings(BaseSettings):
         default=False, description="Run the database migrations at start-up instead of "
                                    "refusing to start against an older schema.")
     webhook_enabled: bool = Field(default=False, description="Serve the admission webhooks.")
+    webhook_persistent: bool = Field(
+        default=False, description="Leave the webhooks registered when this replica exits "
+                                   "(replicas sharing one configuration; the chart's "
+                                   "pre-delete hook removes it). Off, kopf removes them on "
+                                   "exit.")
     stamp_webhooks: bool = Field(
         default=True, description="Also stamp who did what in a webhook (with webhook_enabled): "
                                   "for clusters without MutatingAdmissionPolicy, where the "

@@ -21,15 +21,11 @@ from sync_operator.app.webhooks import plain, user_of
 from sync_operator.audit.actions import schedule_actions, stamp_patch, syncjob_actions
 
 
-@kopf.on.mutate(*SYNCJOB.kopf, id="stamp-syncjob-actor", operations=["CREATE", "UPDATE"],
-                ignore_failures=True)
 def stamp_syncjob(userinfo: kopf.UserInfo, patch: kopf.Patch, **kwargs: Any) -> None:
     old, new = plain(kwargs.get("old")), plain(kwargs.get("new"))
     _stamp(syncjob_actions(str(kwargs.get("operation")), old, new), old, new, userinfo, patch)
 
 
-@kopf.on.mutate(*SYNCSCHEDULE.kopf, id="stamp-schedule-actor",
-                operations=["CREATE", "UPDATE"], ignore_failures=True)
 def stamp_schedule(userinfo: kopf.UserInfo, patch: kopf.Patch, **kwargs: Any) -> None:
     old, new = plain(kwargs.get("old")), plain(kwargs.get("new"))
     _stamp(schedule_actions(str(kwargs.get("operation")), old, new), old, new, userinfo, patch)
@@ -44,3 +40,12 @@ def _stamp(actions: list[dict[str, Any]], old: dict[str, Any] | None,
     changes = stamp_patch(old, new, actions, user_of(userinfo))
     if changes:
         patch.setdefault("metadata", {}).setdefault("annotations", {}).update(changes)
+
+
+def register(*, persistent: bool) -> None:
+    """Register the stamp handlers with kopf (`persistent` as in app.webhooks)."""
+    kopf.on.mutate(*SYNCJOB.kopf, id="stamp-syncjob-actor", operations=["CREATE", "UPDATE"],
+                   ignore_failures=True, persistent=persistent)(stamp_syncjob)
+    kopf.on.mutate(*SYNCSCHEDULE.kopf, id="stamp-schedule-actor",
+                   operations=["CREATE", "UPDATE"], ignore_failures=True,
+                   persistent=persistent)(stamp_schedule)

@@ -29,16 +29,12 @@ def user_of(userinfo: Any) -> str:
     return str(userinfo.get("username") or "unknown")
 
 
-@kopf.on.validate(*SYNCSCHEDULE.kopf, id="validate-schedule",
-                  operations=["CREATE", "UPDATE"])
 def validate_schedule(spec: kopf.Spec, **_: Any) -> None:
     error = schedule_error(dict(spec))
     if error:
         raise kopf.AdmissionError(f"spec.schedule: {error}", code=422)
 
 
-@kopf.on.validate(*SYNCJOB.kopf, id="validate-syncjob", operations=["UPDATE"],
-                  ignore_failures=True)
 def validate_syncjob(**kwargs: Any) -> None:
     old, new = plain(kwargs.get("old")), plain(kwargs.get("new"))
     if old is None or new is None:
@@ -48,15 +44,11 @@ def validate_syncjob(**kwargs: Any) -> None:
         raise kopf.AdmissionError(error, code=422)
 
 
-@kopf.on.validate(*SYNCSCHEDULE.kopf, id="record-schedule-deleter", operations=["DELETE"],
-                  ignore_failures=True)
 async def record_schedule_deleter(userinfo: kopf.UserInfo, memo: Any, dryrun: bool,
                                   **kwargs: Any) -> None:
     await _remember_deleter(userinfo, memo, dryrun, kwargs.get("old"))
 
 
-@kopf.on.validate(*SYNCJOB.kopf, id="record-deleter", operations=["DELETE"],
-                  ignore_failures=True)
 async def record_deleter(userinfo: kopf.UserInfo, memo: Any, dryrun: bool,
                          **kwargs: Any) -> None:
     await _remember_deleter(userinfo, memo, dryrun, kwargs.get("old"))
@@ -71,3 +63,18 @@ async def _remember_deleter(userinfo: Any, memo: Any, dryrun: bool, old: Any) ->
 
 def plain(body: Any) -> dict[str, Any] | None:
     return None if body is None else dict(body)
+
+
+def register(*, persistent: bool) -> None:
+    """Register the handlers with kopf. `persistent`: they stay in the webhook
+    configuration when this replica exits (kopf removes its non-persistent webhooks on
+    exit), for replicas that share one configuration; the chart's pre-delete hook then
+    removes it with the release."""
+    kopf.on.validate(*SYNCSCHEDULE.kopf, id="validate-schedule",
+                     operations=["CREATE", "UPDATE"], persistent=persistent)(validate_schedule)
+    kopf.on.validate(*SYNCJOB.kopf, id="validate-syncjob", operations=["UPDATE"],
+                     ignore_failures=True, persistent=persistent)(validate_syncjob)
+    kopf.on.validate(*SYNCSCHEDULE.kopf, id="record-schedule-deleter", operations=["DELETE"],
+                     ignore_failures=True, persistent=persistent)(record_schedule_deleter)
+    kopf.on.validate(*SYNCJOB.kopf, id="record-deleter", operations=["DELETE"],
+                     ignore_failures=True, persistent=persistent)(record_deleter)
