@@ -19,7 +19,7 @@ import asyncio
 import sys
 import time
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sync_operator.api.common import SYNCSCHEDULES
@@ -75,7 +75,12 @@ async def uninstall(client: KubeClient, settings: UninstallSettings) -> list[str
 
 
 async def amain() -> int:
-    settings = UninstallSettings()
+    try:
+        settings = UninstallSettings()
+    except ValidationError as err:
+        print(f"sync-operator uninstall: invalid settings (SYNC_OPERATOR_* variables):\n{err}",
+              file=sys.stderr)
+        return 2
     async with KubeClient(load_connection()) as client:
         left = await uninstall(client, settings)
     if left:
