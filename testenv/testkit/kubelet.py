@@ -607,6 +607,20 @@ class ProcessKubelet:
         except (ApiError, VolumeNotReadyError, OSError) as err:
             log.warning("volumes of %s/%s: %s", run.namespace, run.name, err)
         run.refresher = asyncio.create_task(run.volumes.refresh_tokens())
+        if not await self._run_inits(pod, run, started):
+            return
+        for c in run.containers:
+            if c.started_at is None:
+                await self.start_recalled(pod, run, c)
+            if c.exit_code is None:
+                self._probe(run, c)
+        await self.patch_status(run, pod, "Running", started, run.containers, init=True)
+        await self.supervise(run, pod, started)
+
+    async def _run_inits(self, pod: Obj, run: PodRun, started: str) -> bool:
+        """Run the init containers in order, each to its end (skipping those an adopted
+        pod's record says succeeded, waiting for one still running); False once one
+        fails or the pod is deleted: the pod has then finished as Failed."""
         for init in run.inits:
             if init.finished_at and init.exit_code == 0:
                 continue
@@ -617,14 +631,8 @@ class ProcessKubelet:
             if code != 0 or run.terminating:
                 run.containers = [init]
                 await self.finish(run, pod, started, "Failed")
-                return
-        for c in run.containers:
-            if c.started_at is None:
-                await self.start_recalled(pod, run, c)
-            if c.exit_code is None:
-                self._probe(run, c)
-        await self.patch_status(run, pod, "Running", started, run.containers, init=True)
-        await self.supervise(run, pod, started)
+                return False
+        return True
 
     async def start_recalled(self, pod: Obj, run: PodRun, c: ContainerRun) -> None:
         """Start a container, first making its argv and env if it was adopted."""
@@ -676,14 +684,8 @@ class ProcessKubelet:
         run.inits = inits
         for init in inits:
             init.init = True
-        for init in inits:
-            await self.start(run, init)
-            code = await self.wait(init)
-            self.save_record(run)
-            if code != 0 or run.terminating:
-                run.containers = [init]
-                await self.finish(run, pod, started, "Failed")
-                return
+        if not await self._run_inits(pod, run, started):
+            return
         run.containers = containers
         for c in containers:
             await self.start(run, c)

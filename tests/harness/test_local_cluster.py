@@ -117,6 +117,41 @@ async def test_job_whose_pod_runs_python_completes_with_env_from_secret_and_conf
     assert f"hello s3cret fast {pods[0]['metadata']['name']}" in log
 
 
+async def test_init_containers_run_first_and_a_failing_one_fails_the_pod(
+        kube: KubeClient, namespace: str, cluster: LocalCluster) -> None:
+    """Init containers run one after the other before the main one (each sees the last's
+    work in a shared emptyDir); a failing one ends the pod Failed, main never started."""
+    def job(name: str, second_init_exit: int) -> dict[str, Any]:
+        body = python_job(name, "print(open('/work/order').read())")
+        spec = body["spec"]["template"]["spec"]
+        mount = [{"name": "work", "mountPath": "/work"}]
+        spec["volumes"] = [{"name": "work", "emptyDir": {}}]
+        spec["containers"][0]["volumeMounts"] = mount
+        spec["initContainers"] = [
+            {"name": f"init-{i}", "image": "python:3.11-slim", "volumeMounts": mount,
+             "command": ["python", "-c",
+                         f"open('/work/order', 'a').write('{i} '); raise SystemExit({code})"]}
+            for i, code in ((1, 0), (2, second_init_exit))]
+        body["spec"]["template"]["spec"] = restricted(spec)
+        return body
+
+    await kube.create(JOBS, job("inits-ok", 0), namespace)
+    await eventually(lambda: job_condition(kube, namespace, "inits-ok", "Complete"),
+                     timeout=60, what="Job Complete")
+    pod = (await kube.list(PODS, namespace, label_selector="job-name=inits-ok"))["items"][0]
+    log = Path(cluster.root, "kubelet", "logs",
+               f"{namespace}_{pod['metadata']['name']}_main.log").read_text()
+    assert "1 2" in log
+
+    await kube.create(JOBS, job("inits-fail", 7), namespace)
+    await eventually(lambda: job_condition(kube, namespace, "inits-fail", "Failed"),
+                     timeout=60, what="Job Failed")
+    pod = (await kube.list(PODS, namespace, label_selector="job-name=inits-fail"))["items"][0]
+    assert pod["status"]["phase"] == "Failed"
+    assert not Path(cluster.root, "kubelet", "logs",
+                    f"{namespace}_{pod['metadata']['name']}_main.log").exists()
+
+
 async def test_failing_job_is_retried_up_to_backoff_limit_then_marked_failed(
         kube: KubeClient, namespace: str) -> None:
     await kube.create(JOBS, python_job("flaky", "import sys; sys.exit(7)", backoff_limit=2),
