@@ -51,11 +51,6 @@ from testkit.process import ManagedProcess
 from testkit.servers import PostgresServer, RedisServer, _pg_bin
 from testkit.syncjobs import create_syncjob, install_crds, set_spec, syncjob
 
-# Image name -> the local command a pod of that image runs (as tests/conftest.py IMAGES).
-IMAGES = {
-    "sync-runner": [sys.executable, "-m", "sync_runner"],
-    "python": [sys.executable],
-}
 NAMESPACE = "bench"
 WARMUP = "warm-up"
 CLUSTER_PROCESSES = {
@@ -566,7 +561,7 @@ def create_database(pg: PostgresServer, name: str) -> str:
 
 def run_once(run: int, root: Path, pg: PostgresServer | None, throughput_jobs: int,
              out: Samples) -> list[str]:
-    cluster = LocalCluster(root / "cluster", images=IMAGES)
+    cluster = LocalCluster(root / "cluster")
     redis = RedisServer(root / "redis")
     stack = Stack(root, cluster, redis, None, run, throughput_jobs)
     try:

@@ -27,11 +27,6 @@ from testkit.servers import PostgresServer, RedisServer
 from testkit.syncjobs import install_crds
 
 REPO = Path(__file__).resolve().parent.parent
-# Image name -> the local command a pod of that image runs (the process kubelet's table).
-IMAGES = {
-    "sync-runner": [sys.executable, "-m", "sync_runner"],
-    "python": [sys.executable],
-}
 
 
 @pytest.fixture(scope="session")
@@ -85,7 +80,7 @@ def database_url(postgres_server: PostgresServer) -> str:
 
 @pytest.fixture(scope="session")
 def cluster(work_root: Path) -> Iterator[LocalCluster]:
-    local = LocalCluster(work_root / "cluster", images=IMAGES)
+    local = LocalCluster(work_root / "cluster")
     try:
         local.start()
     except BaseException:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from testkit.build import ensure_built
+from testkit.images import local_entrypoints
 from testkit.kubeconfig import write_kubeconfig
 from testkit.kubelet import IN_PROCESS_SIM
 from testkit.pki import Pki
@@ -62,9 +63,10 @@ class LocalCluster:
     """Starts and stops the control plane; hands out kubeconfigs."""
 
     root: Path
-    # The kubelet's image table (image key -> entrypoint argv); the sim image is always in
-    # it, run in-process, unless the caller maps that key to something else.
-    images: dict[str, list[str]] = field(default_factory=dict)
+    # The kubelet's image table (image key -> entrypoint argv), by default the project's
+    # (deploy/images.yaml); the sim image is always in it, run in-process, unless the
+    # caller maps that key to something else.
+    images: dict[str, list[str]] = field(default_factory=local_entrypoints)
     with_kubelet: bool = True
     # Extra flags, e.g. a higher --kube-api-qps for the scale benchmark (later flags win).
     controller_manager_args: list[str] = field(default_factory=list)

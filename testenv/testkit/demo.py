@@ -38,7 +38,6 @@ from testkit.source_server import SourceServer
 from testkit.syncjobs import REPO, install_crds, set_spec, syncjob, wait_phase
 
 NAMESPACE = "sync-demo"
-IMAGES = {"sync-runner": [sys.executable, "-m", "sync_runner"], "python": [sys.executable]}
 
 
 def say(message: str) -> None:
@@ -110,7 +109,7 @@ async def amain(args: argparse.Namespace) -> int:
     if root.exists() and args.dir:
         shutil.rmtree(root)
     say(f"starting the local stack under {root}")
-    cluster = LocalCluster(root / "cluster", images=IMAGES)
+    cluster = LocalCluster(root / "cluster")
     redis = RedisServer(root / "redis")
     postgres = PostgresServer(root / "postgres")
     source = SourceServer()

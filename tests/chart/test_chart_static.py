@@ -90,6 +90,23 @@ def test_every_operator_env_var_is_a_setting_and_parses(
     assert settings.metrics_port == 8080
 
 
+def test_runner_env_values_reach_the_runner_settings(
+        helm_binary: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """runner.env (plain values) and runner.envFromSecret become the operator's runner
+    settings, which put them into every runner pod."""
+    release = render("sync-system", {"runner": {
+        "env": {"SYNC_SOURCE_URL": "http://upstream:8080", "LOG_LEVEL": "debug"},
+        "envFromSecret": "sync-source-credentials"}})
+    env = release.operator_env()
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = OperatorSettings()
+    assert settings.runner_env == {"SYNC_SOURCE_URL": "http://upstream:8080",
+                                   "LOG_LEVEL": "debug"}
+    assert settings.runner_env_from_secret == "sync-source-credentials"
+    assert "SYNC_OPERATOR_RUNNER_ENV" not in render("sync-system").operator_env()
+
+
 def test_secrets_are_referenced_not_inlined(helm_binary: Path) -> None:
     release = render("sync-system", {
         "database": {"existingSecret": "sync-db", "key": "url"},
