@@ -188,7 +188,7 @@ class RedisChannel:
 async def close_quietly(pubsub: PubSub) -> None:
     """Close a subscription; errors closing a dead connection do not matter."""
     with contextlib.suppress(*TRANSIENT_ERRORS, RedisError):
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await pubsub.aclose()
 
 
 def parse_control(raw: str) -> Control | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import time
 from datetime import UTC, datetime, timedelta
@@ -73,7 +74,9 @@ class FileToken:
         self.path = path
         self.reload_seconds = reload_seconds
         self._value: str | None = None
-        self._read_at = 0.0
+        # Minus infinity, not 0: the monotonic clock starts near 0 at boot, so a machine
+        # up for less than `reload_seconds` would never treat 0 as long ago.
+        self._read_at = -math.inf
 
     async def token(self) -> str | None:
         now = time.monotonic()
@@ -94,7 +97,7 @@ class FileToken:
             seconds=max(0.0, self.reload_seconds - (time.monotonic() - self._read_at)))
 
     def invalidate(self) -> None:
-        self._read_at = 0.0
+        self._read_at = -math.inf
 
 
 class EnvVar(BaseModel):
