@@ -55,6 +55,7 @@ STATIC_USERS: dict[str, list[str]] = {
     "system:node:" + NODE_NAME: ["system:masters"],
     "alice": ["sync-users"],
     "bob": ["sync-users"],
+    "carol": ["sync-viewers"],  # bound to `view` where a test wants a read-only user
 }
 
 

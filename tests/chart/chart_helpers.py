@@ -6,13 +6,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from testkit.helm import ensure_helm, helm_env, template
+from testkit.helm import template
+from testkit.release import CHART, REPO, helm
 
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "charts" / "sync-operator"
+__all__ = ["CHART", "REPO", "Installer", "Release", "helm", "kubectl", "render"]
 CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
                   "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"}
 
@@ -66,19 +65,6 @@ async def kubectl(env: Mapping[str, str], *args: str, stdin: str | None = None,
     if check and code != 0:
         raise AssertionError(f"kubectl {' '.join(args)} failed ({code}):\n{text}")
     return code, text
-
-
-async def helm(kubeconfig: Path, *args: str) -> str:
-    """Run the real helm against the cluster; return its output, fail with it."""
-    env = {**helm_env(), "KUBECONFIG": str(kubeconfig)}
-    proc = await asyncio.create_subprocess_exec(
-        str(ensure_helm()), *args, env=env, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT)
-    out, _ = await proc.communicate()
-    if proc.returncode != 0:
-        raise AssertionError(f"helm {' '.join(args)} failed ({proc.returncode}):\n"
-                             f"{out.decode()}")
-    return out.decode()
 
 
 # install(values, skip_kinds=...) -> Release: the `install` fixture's factory.

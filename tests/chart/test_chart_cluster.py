@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chart_helpers import CHART, Installer, Release, helm
+from chart_helpers import Installer, Release
 
 from sync_operator.api.common import SYNCJOBS, SYNCSCHEDULES
 from sync_operator.kube import ApiError, KubeClient, load_connection
 from sync_operator.kube.resources import (
-    CLUSTERROLES,
     JOBS,
     LEASES,
     ROLEBINDINGS,
@@ -116,31 +115,6 @@ async def test_rendered_manifests_are_accepted_by_the_api_server(
     assert not await can(kube, user, "create", "leases", other, group="coordination.k8s.io")
     assert not await can(kube, user, "update", "leases", namespace,
                          group="coordination.k8s.io", name="someone-else")
-
-
-async def test_helm_install_upgrade_and_uninstall(
-        kube: KubeClient, cluster: LocalCluster, namespace: str,
-        chart_crds: list[str]) -> None:
-    """The real `helm install` (kubeVersion checked against the server), an upgrade that
-    keeps the webhook certificate, and an uninstall that leaves no cluster-scoped object."""
-    release, config = f"r-{namespace}", cluster.admin_kubeconfig
-    fullname = f"{release}-sync-operator"
-    common = ["--namespace", namespace, "--set", "replicaCount=0"]
-    await helm(config, "install", release, str(CHART), *common)
-    try:
-        secret = await kube.get(SECRETS, f"{fullname}-webhook-tls", namespace)
-        assert await kube.get_or_none(CLUSTERROLES, f"{fullname}-edit") is not None
-        await helm(config, "upgrade", release, str(CHART), *common, "--set", "workers=8")
-        after = await kube.get(SECRETS, f"{fullname}-webhook-tls", namespace)
-        assert after["data"] == secret["data"], "an upgrade must not rotate the certificate"
-        deployment = await kube.get(DEPLOYMENTS, fullname, namespace)
-        env = {e["name"]: e.get("value") for e in
-               deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
-        assert env["SYNC_OPERATOR_WORKERS"] == "8"
-    finally:
-        await helm(config, "uninstall", release, "--namespace", namespace)
-    for suffix in ("", "-cluster", "-edit", "-view"):
-        assert await kube.get_or_none(CLUSTERROLES, fullname + suffix) is None, suffix
 
 
 async def test_operator_runs_a_syncjob_under_the_charts_rbac(
