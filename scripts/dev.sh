@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for a developer and for CI:
 #   bash scripts/dev.sh test    lint, type-check and run the whole test suite on the real stack
-#   bash scripts/dev.sh demo    bring the local cluster up and run the operator with sample SyncJobs
+#   bash scripts/dev.sh demo    bring the local cluster up, helm install the chart, run sample SyncJobs
 #   bash scripts/dev.sh setup   only install what is missing (apt, Go, virtualenv, Go builds);
 #                               test and demo run it first themselves
 set -euo pipefail
