@@ -293,3 +293,35 @@ class LocalCluster:
             return False
         conditions = (node.get("status") or {}).get("conditions") or []
         return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def main() -> None:
+    """`python -m testkit.cluster --dir D`: a local cluster in a process of its own (what
+    the end-to-end tests reach through a KUBECONFIG only). Prints the admin kubeconfig's
+    path once the cluster is ready and runs until SIGTERM or SIGINT."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--dir", required=True, help="state directory of the cluster")
+    args = parser.parse_args()
+    cluster = LocalCluster(Path(args.dir))
+    stop = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    cluster.start()
+    try:
+        print(cluster.admin_kubeconfig, flush=True)
+        while not stop:  # a flag polled, not pause(): a signal may land before it
+            time.sleep(0.2)
+    finally:
+        cluster.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -242,3 +242,21 @@ def test_an_auth_provider_user_is_told_to_use_its_exec_plugin(tmp_path: Path) ->
         "contexts": [{"name": "g", "context": {"cluster": "c", "user": "u"}}]})
     with pytest.raises(ValueError, match="gke-gcloud-auth-plugin"):
         connection_from_kubeconfig(path)
+
+
+def test_a_kubeconfig_user_may_act_as_another_as_kubectl_reads_as_and_as_groups(
+        tmp_path: Path) -> None:
+    path = _config(tmp_path / "config", **{
+        "current-context": "ops",
+        "clusters": [{"name": "c", "cluster": {"server": "https://k:443"}}],
+        "users": [{"name": "admin", "user": {"token": "t", "as": "alice",
+                                             "as-groups": ["team-a", "oncall"]}}],
+        "contexts": [{"name": "ops", "context": {"cluster": "c", "user": "admin"}}]})
+    conn = connection_from_kubeconfig(path)
+    assert conn.impersonation_headers() == [
+        ("Impersonate-User", "alice"), ("Impersonate-Group", "team-a"),
+        ("Impersonate-Group", "oncall")]
+    assert conn.as_user("bob").impersonation_headers() == [("Impersonate-User", "bob")]
+    assert conn.as_user("bob").token == "t"  # authenticated as before
+    plain = conn.model_copy(update={"impersonate": None, "impersonate_groups": ()})
+    assert plain.impersonation_headers() == []

@@ -66,7 +66,7 @@ class KubeClient:
         self._tokens = connection.token_source()
         self._session = aiohttp.ClientSession(
             base_url=connection.server,
-            headers={"Accept": "application/json"},
+            headers=[("Accept", "application/json"), *connection.impersonation_headers()],
             connector=aiohttp.TCPConnector(ssl=connection.ssl_context(), limit=50),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout),
         )

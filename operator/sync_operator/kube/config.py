@@ -47,6 +47,23 @@ class Connection(BaseModel):
     client_cert_data: bytes | None = None
     client_key_data: bytes | None = None
     namespace: str = "default"
+    # Act as another user (kubeconfig `as`/`as-groups`, kubectl --as): the API server
+    # checks that the authenticated user may impersonate, then authorizes and audits
+    # the request as this one.
+    impersonate: str | None = None
+    impersonate_groups: tuple[str, ...] = ()
+
+    def impersonation_headers(self) -> list[tuple[str, str]]:
+        """Impersonate-User and one Impersonate-Group per group (a header may repeat)."""
+        if self.impersonate is None:
+            return []
+        return [("Impersonate-User", self.impersonate),
+                *(("Impersonate-Group", group) for group in self.impersonate_groups)]
+
+    def as_user(self, user: str, groups: Sequence[str] = ()) -> Connection:
+        """The same connection acting as `user` (in `groups`)."""
+        return self.model_copy(update={"impersonate": user,
+                                       "impersonate_groups": tuple(groups)})
 
     def token_source(self) -> TokenSource:
         """A fresh source of bearer tokens for one client (it caches what it gets)."""
@@ -196,6 +213,8 @@ def connection_from_kubeconfig(path: Path | Sequence[Path],
         client_cert_data=_data_or_file(user, "client-certificate", base),
         client_key_data=_data_or_file(user, "client-key", base),
         namespace=ctx.get("namespace", "default"),
+        impersonate=str(user["as"]) if user.get("as") else None,
+        impersonate_groups=tuple(str(g) for g in user.get("as-groups") or ()),
     )
 
 
