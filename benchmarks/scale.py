@@ -10,9 +10,12 @@ CRDs; the operator as a real process, without PostgreSQL unless --mirror):
 
 - latency: a small paced workload with free capacity (nothing queues), as plain Jobs
   and as SyncJobs: create -> Running p50/p99;
-- each drain size (100, 1,000, 5,000): N plain batch/v1 Jobs of the same sim image
-  (the baseline), then N SyncJobs created at once over the five types, queued behind
-  the global and per-type limits, until the last Succeeded;
+- each drain size (100, 1,000, 5,000): the same N jobs as plain batch/v1 Jobs of the
+  same sim image under the same concurrency (the baseline: a client-side queue keeps
+  at most --global-limit unfinished, at most --type-limit per type, and creates the
+  next as soon as the watch shows one Complete or Failed), then N SyncJobs created at
+  once over the five types, queued behind the global and per-type limits, until the
+  last Succeeded;
 - the queued size (10,000): the limits filled by long jobs, 10,000 short ones created
   behind them and measured while they wait (operator CPU, requests, reconciles, the
   admission of one urgent job when a slot frees), then the stack is torn down.
@@ -42,7 +45,7 @@ import time
 import traceback
 import urllib.request
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -92,6 +95,8 @@ STALL_SECONDS = 180.0  # a drain that finishes no job for this long has stalled
 QUEUED_DEADLINE_SECONDS = 600.0  # the 10k case gives up waiting for all Queued after this
 IDLE_WINDOW_SECONDS = 30.0
 PLAIN_LABEL = "scale.bench/plain"
+PLAIN_TYPE_LABEL = "scale.bench/type"  # the job type of a plain Job, for the client queue
+JOB_DONE = ("Complete", "Failed")  # a plain Job's terminal conditions
 POD_JOB_LABEL = "batch.kubernetes.io/job-name"
 WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "DELETECOLLECTION", "APPLY"}
 READ_VERBS = {"GET", "LIST", "WATCH"}
@@ -112,8 +117,14 @@ TARGET_RATE_KEPT = 0.9  # jobs/min at the largest size >= 90% of the smallest's
 # -- what we watch ----------------------------------------------------------------------
 
 
+Listener = Callable[[str, str, float], None]  # (key, state, time first reached)
+
+
 class Milestones(Feed[Seen]):
-    """The first time each object reached each state, without keeping every event."""
+    """The first time each object reached each state, without keeping every event.
+
+    Listeners are called (in the watch task) each time a key reaches a state for the
+    first time: the client-side queue of plain Jobs learns of a finished Job this way."""
 
     def __init__(self, key: Callable[[Seen], str | None],
                  state: Callable[[Seen], str | None]) -> None:
@@ -122,12 +133,18 @@ class Milestones(Feed[Seen]):
         self._state = state
         self.first: dict[str, dict[str, float]] = {}
         self.events = 0
+        self.listeners: list[Listener] = []
 
     def add(self, item: Seen) -> None:
         self.events += 1
         key, state = self._key(item), self._state(item)
-        if key is not None and state is not None:
-            self.first.setdefault(key, {}).setdefault(state, item.t)
+        if key is None or state is None:
+            return
+        states = self.first.setdefault(key, {})
+        if state not in states:
+            states[state] = item.t
+            for listener in list(self.listeners):
+                listener(key, state, item.t)
 
     def reached(self, state: str, keys: list[str]) -> dict[str, float]:
         return {k: self.first[k][state] for k in keys
@@ -136,7 +153,7 @@ class Milestones(Feed[Seen]):
 
 def job_state(seen: Seen) -> str | None:
     for cond in (seen.obj.get("status") or {}).get("conditions") or []:
-        if cond.get("status") == "True" and cond.get("type") in ("Complete", "Failed"):
+        if cond.get("status") == "True" and cond.get("type") in JOB_DONE:
             return str(cond["type"])
     return None
 
@@ -426,11 +443,16 @@ def syncjob_body(name: str, n: int, work: dict[str, Any], priority: int = 5) -> 
 
 def plain_job_body(name: str, n: int, work: dict[str, Any]) -> dict[str, Any]:
     """The Job the operator would build for such a SyncJob, owned by nobody, so only the
-    Job controller and the kubelet act on it (the operator watches its own label only)."""
+    Job controller and the kubelet act on it (the operator watches its own label only).
+
+    Its type is that of the SyncJob with the same `n` (`syncjob_body`), in a label the
+    client-side queue reads to apply the per-type limit."""
+    job_type = JOB_TYPES[n % len(JOB_TYPES)]
     fake = {"metadata": {"name": name, "namespace": NAMESPACE, "uid": str(uuid.uuid4())},
-            "spec": {"jobType": JOB_TYPES[n % len(JOB_TYPES)], "params": work}}
+            "spec": {"jobType": job_type, "params": work}}
     job = build_job(fake, JobSettings(image=SIM_IMAGE, redis_url="redis://unused"))
-    job["metadata"] = {"name": name, "labels": {PLAIN_LABEL: "true"}}
+    job["metadata"] = {"name": name,
+                       "labels": {PLAIN_LABEL: "true", PLAIN_TYPE_LABEL: job_type}}
     job["spec"]["template"]["metadata"]["labels"] = {PLAIN_LABEL: "true"}
     return job
 
@@ -453,11 +475,8 @@ async def create_all(stack: Stack, bodies: list[tuple[str, dict[str, Any]]], *,
     created: dict[str, tuple[float, str]] = {}
 
     async def one(name: str, body: dict[str, Any]) -> None:
-        res = JOBS if body["apiVersion"] == "batch/v1" else SYNCJOBS
         async with gate:
-            at = time.monotonic()
-            made = await until_served(lambda: stack.kube.create(res, body, NAMESPACE))
-            created[name] = (at, str(made["metadata"]["uid"]))
+            created[name] = await create_one(stack, body)
 
     if pace:
         pending = []
@@ -470,13 +489,118 @@ async def create_all(stack: Stack, bodies: list[tuple[str, dict[str, Any]]], *,
     return created
 
 
+async def create_one(stack: Stack, body: dict[str, Any]) -> tuple[float, str]:
+    """Create one body (kind decided by its apiVersion); (time just before the request,
+    uid). Every create -> X figure is measured from this time, the object's own create."""
+    res = JOBS if body["apiVersion"] == "batch/v1" else SYNCJOBS
+    at = time.monotonic()
+    made = await until_served(lambda: stack.kube.create(res, body, NAMESPACE))
+    return at, str(made["metadata"]["uid"])
+
+
+class ClientQueue:
+    """A perfect client-side queue for plain Jobs: the SyncJobs' admission rule, applied
+    by the benchmark with nothing in between.
+
+    The bodies wait in their list order (the SyncJobs' priority/creation order: one
+    priority, created in the same order). At most `global_limit` Jobs are unfinished
+    (created, or being created, and not yet Complete/Failed) and at most `type_limit` of
+    each type (label PLAIN_TYPE_LABEL; a body without it counts only globally). Like
+    the operator's admission it is work-conserving per type: a job held back only by its
+    type's limit blocks nobody behind it. Watch-driven: the Job watch's first
+    Complete/Failed of a Job (Milestones listener) frees its slot and the next waiting
+    Job is created at once; nothing sleeps or polls."""
+
+    def __init__(self, stack: Stack, bodies: list[tuple[str, dict[str, Any]]],
+                 global_limit: int, type_limit: int) -> None:
+        self.stack = stack
+        self.global_limit = global_limit
+        self.type_limit = type_limit
+        self.type_of: dict[str, str | None] = {}
+        self.waiting: dict[str | None, deque[tuple[int, str, dict[str, Any]]]] = {}
+        for index, (name, body) in enumerate(bodies):
+            job_type = (body["metadata"].get("labels") or {}).get(PLAIN_TYPE_LABEL)
+            self.type_of[name] = job_type
+            self.waiting.setdefault(job_type, deque()).append((index, name, body))
+        self.unfinished: Counter[str | None] = Counter()
+        self.finished: set[str] = set()
+        self.created: dict[str, tuple[float, str]] = {}
+        self.max_unfinished = 0
+        self.max_unfinished_by_type: Counter[str | None] = Counter()
+        self._done: asyncio.Queue[str] = asyncio.Queue()
+        self._gate = asyncio.Semaphore(CREATE_CONCURRENCY)
+
+    def _on_state(self, key: str, state: str, _t: float) -> None:
+        if state in JOB_DONE and key in self.type_of:
+            self._done.put_nowait(key)
+
+    def _has_room(self, job_type: str | None) -> bool:
+        return job_type is None or self.unfinished[job_type] < self.type_limit
+
+    def _next(self) -> tuple[int, str, dict[str, Any]] | None:
+        """The first waiting body (list order) whose type has room; None if none has."""
+        heads = [q[0] for t, q in self.waiting.items() if q and self._has_room(t)]
+        if not heads:
+            return None
+        head = min(heads, key=lambda h: h[0])
+        self.waiting[self.type_of[head[1]]].popleft()
+        return head
+
+    def _fill(self, group: asyncio.TaskGroup) -> None:
+        while sum(self.unfinished.values()) < self.global_limit:
+            picked = self._next()
+            if picked is None:
+                return
+            _, name, body = picked
+            job_type = self.type_of[name]
+            self.unfinished[job_type] += 1
+            total = sum(self.unfinished.values())
+            self.max_unfinished = max(self.max_unfinished, total)
+            self.max_unfinished_by_type[job_type] = max(
+                self.max_unfinished_by_type[job_type], self.unfinished[job_type])
+            group.create_task(self._create(name, body))
+
+    async def _create(self, name: str, body: dict[str, Any]) -> None:
+        async with self._gate:
+            self.created[name] = await create_one(self.stack, body)
+
+    async def run(self) -> None:
+        """Create every body under the limits; returns once the last one is created."""
+        jobs = self.stack.watches.jobs
+        jobs.listeners.append(self._on_state)
+        try:
+            # Jobs of these names that finished before the listener existed (none, with
+            # fresh names; kept so the count is right whatever the caller did).
+            for name in self.type_of:
+                if any(s in jobs.first.get(name, {}) for s in JOB_DONE):
+                    self._done.put_nowait(name)
+            async with asyncio.TaskGroup() as group:
+                self._fill(group)
+                while any(self.waiting.values()):
+                    name = await self._done.get()
+                    if name in self.finished:
+                        continue
+                    self.finished.add(name)
+                    self.unfinished[self.type_of[name]] -= 1
+                    self._fill(group)
+        finally:
+            jobs.listeners.remove(self._on_state)
+
+
 async def wait_done(stack: Stack, done: Callable[[], int], total: int, what: str,
-                    stall: float = STALL_SECONDS) -> None:
-    """Until done() == total; fails when nothing finishes for `stall` seconds."""
+                    stall: float = STALL_SECONDS,
+                    alongside: asyncio.Task[None] | None = None) -> None:
+    """Until done() == total; fails when nothing finishes for `stall` seconds, or when
+    the `alongside` task (e.g. the client queue creating the jobs) fails.
+
+    The 0.5 s poll only watches for the end and for a stall: every time it reports
+    comes from the watches."""
     last_count, last_change, last_print = -1, time.monotonic(), time.monotonic()
     while True:
         count = done()
         now = time.monotonic()
+        if alongside is not None and alongside.done() and not alongside.cancelled():
+            alongside.result()  # raises what the task raised
         if count >= total:
             return
         if count != last_count:
@@ -504,30 +628,71 @@ def spread(values: list[float]) -> dict[str, float | None]:
 # -- one workload each -------------------------------------------------------------------
 
 
+def baseline_mode(pace: float, limit: int | None, type_limit: int | None) -> str:
+    if pace:
+        return f"plain Jobs, one created every {pace:g} s (free capacity)"
+    if limit is None:
+        return "plain Jobs, all created at once"
+    per_type = f", at most {type_limit} per type" if type_limit is not None else ""
+    return f"plain Jobs, at most {limit} unfinished{per_type} (client-side queue)"
+
+
 async def run_plain(stack: Stack, count: int, prefix: str, work: dict[str, Any],
-                    pace: float = 0.0) -> dict[str, Any]:
-    """N plain batch/v1 Jobs of the sim image: drain and create -> pod Running."""
+                    pace: float = 0.0, limit: int | None = None,
+                    type_limit: int | None = None) -> dict[str, Any]:
+    """N plain batch/v1 Jobs of the sim image: drain and create -> pod Running.
+
+    With `limit`, a ClientQueue creates them (at most `limit` unfinished, `type_limit`
+    per type); otherwise all at once (pace 0) or one every `pace` seconds."""
     names = [f"{prefix}-{n:05d}" for n in range(count)]
     bodies = [(name, with_redis(plain_job_body(name, n, work), stack.redis.url))
               for n, name in enumerate(names)]
-    before = await snapshot(stack.cluster, None)
-    created = await create_all(stack, bodies, pace=pace)
-    first = min(t for t, _ in created.values())
     jobs = stack.watches.jobs
-    await wait_done(stack, lambda: len(jobs.reached("Complete", names))
-                    + len(jobs.reached("Failed", names)), count, f"{count} plain Jobs")
+
+    def finished() -> int:
+        return sum(len(jobs.reached(state, names)) for state in JOB_DONE)
+
+    before = await snapshot(stack.cluster, None)
+    queue: ClientQueue | None = None
+    enqueued = time.monotonic()  # every job handed to the client queue at this moment
+    if limit is not None and not pace:
+        queue = ClientQueue(stack, bodies, limit,
+                            type_limit if type_limit is not None else count)
+        submit = asyncio.create_task(queue.run(), name="client-queue")
+        try:
+            await wait_done(stack, finished, count, f"{count} plain Jobs", alongside=submit)
+            await submit
+        finally:
+            submit.cancel()
+            await asyncio.gather(submit, return_exceptions=True)
+        created = queue.created
+    else:
+        created = await create_all(stack, bodies, pace=pace)
+        await wait_done(stack, finished, count, f"{count} plain Jobs")
     after = await snapshot(stack.cluster, None)
+    first = min(t for t, _ in created.values())
     complete = jobs.reached("Complete", names)
     running = stack.watches.pods.reached("Running", names)
     drain = max(complete.values(), default=first) - first
     delta = api_delta(before, after)
-    return {
+    result: dict[str, Any] = {
+        "baseline": baseline_mode(pace, limit, type_limit),
         "jobs": count, "failed": count - len(complete), "drain_seconds": drain,
         "jobs_per_minute": len(complete) / drain * 60 if drain else None,
+        # From each Job's own create request (after its wait in the client queue).
         "create_to_pod_running": spread([running[n] - created[n][0] for n in running]),
         "api_writes_per_job": per_job(by_resource(delta, WRITE_VERBS), count),
         "api_reads_per_job": per_job(by_resource(delta, READ_VERBS), count),
     }
+    if queue is not None:
+        # From the moment all were handed to the queue: the wait a SyncJob's
+        # create -> pod Running includes (its queue wait behind the limits).
+        result["enqueued_to_pod_running"] = spread([running[n] - enqueued
+                                                     for n in running])
+        result["max_unfinished"] = queue.max_unfinished
+        result["max_unfinished_per_type"] = max(queue.max_unfinished_by_type.values(),
+                                                default=0)
+    return result
 
 
 def per_job(counts: dict[str, int], jobs: int) -> dict[str, float]:
@@ -793,12 +958,18 @@ async def latency_case(root: Path, pg: PostgresServer | None, args: argparse.Nam
 
 async def drain_case(root: Path, pg: PostgresServer | None, args: argparse.Namespace,
                      size: int) -> dict[str, Any]:
-    """N plain Jobs (baseline, operator not yet running), then N SyncJobs at once."""
+    """N plain Jobs (baseline, operator not yet running), then N SyncJobs at once.
+
+    The baseline runs the same jobs under the same concurrency: a client-side queue with
+    the operator's global and per-type limits (all at once with --baseline-at-once)."""
     async with local_stack(root, pg, args) as stack:
         plain = None
         if not args.no_baseline:
-            plain = await run_plain(stack, size, "plain", SHORT_WORK)
-            print(f"    baseline: {size} plain Jobs drained in "
+            limits = (None, None) if args.baseline_at_once \
+                else (args.global_limit, args.type_limit)
+            plain = await run_plain(stack, size, "plain", SHORT_WORK, limit=limits[0],
+                                    type_limit=limits[1])
+            print(f"    baseline ({plain['baseline']}): {size} drained in "
                   f"{plain['drain_seconds']:.1f}s", flush=True)
         await start_operator(stack)
         profile = RESULTS / f"profile-{size}.svg" if size == args.profile_size else None
@@ -834,6 +1005,14 @@ def add_ratios(case: dict[str, Any]) -> None:
                                            plain["create_to_pod_running"]["p99"]),
         "create_to_running_p99": ratio(sync["create_to_running"]["p99"],
                                        plain["create_to_pod_running"]["p99"]),
+        # Drains with the client queue: the SyncJob's create -> pod Running (its queue
+        # wait included) over the plain Job's wait from being queued to pod Running.
+        "queued_to_pod_running_p50": ratio(
+            sync["create_to_pod_running"]["p50"],
+            dig(plain, "enqueued_to_pod_running.p50")),
+        "queued_to_pod_running_p99": ratio(
+            sync["create_to_pod_running"]["p99"],
+            dig(plain, "enqueued_to_pod_running.p99")),
         "api_writes_per_job": ratio(sync["api_writes_per_job"]["total"],
                                     plain["api_writes_per_job"]["total"]),
         "api_reads_per_job": ratio(sync["api_reads_per_job"]["total"],
@@ -944,18 +1123,28 @@ DRAIN_ROWS: list[tuple[str, str, str | None]] = [
     ("writes: events / leases", "", "@writes2"),
     ("reads (GET/LIST/WATCH): total", "", "syncjobs.api_reads_per_job.total"),
     ("reads: syncjobs / jobs / pods", "", "@reads3"),
-    ("baseline: the same jobs as plain batch/v1 Jobs", "", None),
+    ("baseline: the same jobs as plain batch/v1 Jobs (its mode: below the table)", "", None),
     ("drain: first create -> last Complete", "s", "plain.drain_seconds"),
     ("drain throughput", "jobs/min", "plain.jobs_per_minute"),
-    ("create -> pod Running p50", "s", "plain.create_to_pod_running.p50"),
-    ("create -> pod Running p99", "s", "plain.create_to_pod_running.p99"),
+    ("most unfinished at once (limit: --global-limit)", "", "plain.max_unfinished"),
+    ("most unfinished of one type (limit: --type-limit)", "", "plain.max_unfinished_per_type"),
+    ("queued (first create) -> pod Running p50", "s", "plain.enqueued_to_pod_running.p50"),
+    ("queued (first create) -> pod Running p99", "s", "plain.enqueued_to_pod_running.p99"),
+    ("own create -> pod Running p50 (no queue wait)", "s", "plain.create_to_pod_running.p50"),
+    ("own create -> pod Running p99 (no queue wait)", "s", "plain.create_to_pod_running.p99"),
     ("API writes per job (Job controller, kubelet)", "", "plain.api_writes_per_job.total"),
     ("API reads per job", "", "plain.api_reads_per_job.total"),
     ("SyncJobs / baseline", "", None),
     ("drain time", "x", "ratios.drain_seconds"),
     ("drain throughput", "x", "ratios.jobs_per_minute"),
-    ("create -> pod Running p50", "x", "ratios.create_to_pod_running_p50"),
-    ("create -> pod Running p99", "x", "ratios.create_to_pod_running_p99"),
+    ("create -> pod Running p50 / plain queued -> pod Running", "x",
+     "ratios.queued_to_pod_running_p50"),
+    ("create -> pod Running p99 / plain queued -> pod Running", "x",
+     "ratios.queued_to_pod_running_p99"),
+    ("create -> pod Running p50 / plain own create -> pod Running", "x",
+     "ratios.create_to_pod_running_p50"),
+    ("create -> pod Running p99 / plain own create -> pod Running", "x",
+     "ratios.create_to_pod_running_p99"),
     ("API writes per job, all components", "x", "ratios.api_writes_per_job"),
     ("API reads per job, all components", "x", "ratios.api_reads_per_job"),
 ]
@@ -1032,12 +1221,29 @@ def latency_lines(latency: dict[str, Any]) -> list[str]:
     ]
 
 
+def drain_verdicts(drains: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per drain: the SyncJobs beside the baseline (which mode it was)."""
+    lines = []
+    for size, case in drains.items():
+        plain, sync = case["plain"], case["syncjobs"]
+        if plain is None:
+            lines.append(f"  {size}: no baseline (--no-baseline)")
+            continue
+        lines.append(
+            f"  {size}: SyncJobs drained in {fmt(sync['drain_seconds'], 1)} s, "
+            f"{fmt(dig(case, 'ratios.drain_seconds'))}x the {fmt(plain['drain_seconds'], 1)}"
+            f" s of the baseline ({plain['baseline']}): the operator's cost over the same "
+            f"jobs at the same concurrency")
+    return lines
+
+
 def render(result: dict[str, Any]) -> str:
     lines: list[str] = []
     if result.get("latency"):
         lines += [*latency_lines(result["latency"]), ""]
     if result["drain"]:
-        lines += [*table(DRAIN_ROWS, result["drain"], "drain (N created at once)"), ""]
+        lines += [*table(DRAIN_ROWS, result["drain"], "drain (N created at once)"),
+                  *drain_verdicts(result["drain"]), ""]
     if result["queued"]:
         lines += [*table(list(QUEUED_ROWS), result["queued"], "queued (N waiting)"), ""]
     lines.append("targets (printed, never asserted)")
@@ -1078,6 +1284,9 @@ def header(args: argparse.Namespace) -> dict[str, Any]:
                      "other settings": "defaults"},
         "platform_qps": {"controller_manager": args.platform_qps or "default 20",
                          "kubelet": args.kubelet_qps or "default 50"},
+        "drain_baseline": "none" if args.no_baseline else baseline_mode(
+            0.0, None if args.baseline_at_once else args.global_limit,
+            None if args.baseline_at_once else args.type_limit),
         "git": git_state(),
         "work": {"short": SHORT_WORK, "holders": HOLDER_WORK},
         "loadavg_start": loadavg(), "other_stacks_running": concurrent_work(),
@@ -1153,6 +1362,10 @@ def parse_args() -> argparse.Namespace:
                              "0: the harness default, 50)")
     parser.add_argument("--no-baseline", action="store_true",
                         help="drain cases without the plain-Job baseline")
+    parser.add_argument("--baseline-at-once", action="store_true",
+                        help="create the drain baseline's plain Jobs all at once (the old "
+                             "baseline) instead of through the client-side queue that keeps "
+                             "at most --global-limit / --type-limit unfinished")
     parser.add_argument("--no-latency", action="store_true",
                         help="skip the free-capacity latency workload")
     parser.add_argument("--mirror", action="store_true",
