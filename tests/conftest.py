@@ -24,7 +24,7 @@ from testkit.operator import OperatorProcess
 from testkit.podsecurity import namespace_labels
 from testkit.ports import free_port
 from testkit.servers import PostgresServer, RedisServer
-from testkit.syncjobs import install_crds
+from testkit.syncjobs import install_crds, release_finalizers
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -111,6 +111,7 @@ async def namespace(kube: KubeClient) -> AsyncIterator[str]:
     await kube.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
                                    "metadata": {"name": name, "labels": namespace_labels()}})
     yield name
+    await release_finalizers(kube, name)
     await kube.delete(NAMESPACES, name)
 
 

@@ -345,13 +345,13 @@ def test_stamp_policies_render_only_where_the_cluster_serves_them(helm_binary: P
     comes with ValidatingAdmissionPolicy; without either the webhook stamps alone."""
     assert not {m["kind"] for m in render("sync-system").manifests} & POLICY_KINDS
     both = [m for m in _with_apis(MUTATING_API, VALIDATING_API) if m["kind"] in POLICY_KINDS]
-    shipped = {m["kind"]: m for m in (yaml.safe_load(p.read_text())
-                                      for p in sorted((REPO / "policies").glob("*.yaml")))}
-    assert sorted(m["kind"] for m in both) == sorted(POLICY_KINDS)
+    shipped = {(m["kind"], m["metadata"]["name"].replace(
+        "sync-operator", "sync-system-sync-operator", 1)): m for m in (
+            yaml.safe_load(p.read_text()) for p in sorted((REPO / "policies").glob("*.yaml")))}
+    assert sorted((m["kind"], m["metadata"]["name"]) for m in both) == sorted(shipped)
+    assert {m["kind"] for m in both} == POLICY_KINDS
     for manifest in both:
-        source = shipped[manifest["kind"]]
-        assert manifest["metadata"]["name"] == source["metadata"]["name"].replace(
-            "sync-operator", "sync-system-sync-operator", 1)
+        source = shipped[(manifest["kind"], manifest["metadata"]["name"])]
         assert manifest["metadata"]["labels"]["app.kubernetes.io/instance"] == "sync-system"
         spec = dict(manifest["spec"])
         if "policyName" in spec:

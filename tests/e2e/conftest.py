@@ -25,6 +25,7 @@ from e2e_target import Target, existing, kind
 
 from sync_operator.kube import KubeClient
 from sync_operator.kube.resources import NAMESPACES
+from testkit.syncjobs import release_finalizers
 
 
 @pytest.fixture(scope="session")
@@ -64,4 +65,5 @@ async def e2e_namespace(e2e_kube: KubeClient) -> AsyncIterator[str]:
     await e2e_kube.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
                                        "metadata": {"name": name}})
     yield name
+    await release_finalizers(e2e_kube, name)
     await e2e_kube.delete(NAMESPACES, name)

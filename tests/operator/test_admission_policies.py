@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from sync_operator.api.common import SYNCJOBS, SYNCSCHEDULES
+from sync_operator.api.common import FINALIZER, SYNCJOBS, SYNCSCHEDULES
 from sync_operator.audit.actions import (
     STAMP_PREFIX,
     schedule_actions,
@@ -115,6 +115,31 @@ async def test_alice_pausing_while_no_operator_runs_is_audited_as_alice(
     assert all(e["performedBy"] != "unknown" for e in pending)
     assert await audited_rows(kube, database_url, namespace, "offline", 2) == [
         ("create", "alice"), ("pause", "alice")]
+
+
+async def test_the_api_server_puts_the_finalizer_on_at_create_so_the_operator_need_not(
+        kube: KubeClient, namespace: str, users: tuple[KubeClient, KubeClient]) -> None:
+    """No operator runs: the SyncJob is stored with the operator's finalizer (and a
+    user's own finalizers kept beside it), so the operator writes none of its own."""
+    alice, _ = users
+    plain = await alice.create(SYNCJOBS, syncjob("finalized", "quran", params=DEMO),
+                               namespace)
+    assert plain["metadata"]["finalizers"] == [FINALIZER]
+    own = syncjob("own-finalizer", "quran", params=DEMO)
+    own["metadata"]["finalizers"] = ["example.com/keep"]
+    kept = await alice.create(SYNCJOBS, own, namespace)
+    assert kept["metadata"]["finalizers"] == ["example.com/keep", FINALIZER]
+    already = syncjob("already", "quran", params=DEMO)
+    already["metadata"]["finalizers"] = [FINALIZER]
+    assert (await alice.create(SYNCJOBS, already, namespace))["metadata"]["finalizers"] == [
+        FINALIZER]
+    # Only at create: a user may still take it off (deleting such a job skips the audit
+    # row, as with any finalizer a user removes), and an update does not put it back.
+    stripped = await alice.patch(SYNCJOBS, "finalized", {"metadata": {"finalizers": None}},
+                                 namespace)
+    assert not stripped["metadata"].get("finalizers")
+    updated = await alice.patch(SYNCJOBS, "finalized", {"spec": {"priority": 2}}, namespace)
+    assert not updated["metadata"].get("finalizers")
 
 
 async def test_bob_cannot_write_or_erase_stamps_with_the_operator_stopped_or_running(

@@ -16,14 +16,25 @@ from typing import Any
 
 import kopf
 
-from sync_operator.api.common import SYNCJOB, SYNCSCHEDULE
+from sync_operator.api.common import FINALIZER, SYNCJOB, SYNCSCHEDULE
 from sync_operator.app.webhooks import plain, user_of
 from sync_operator.audit.actions import schedule_actions, stamp_patch, syncjob_actions
 
 
 def stamp_syncjob(userinfo: kopf.UserInfo, patch: kopf.Patch, **kwargs: Any) -> None:
     old, new = plain(kwargs.get("old")), plain(kwargs.get("new"))
-    _stamp(syncjob_actions(str(kwargs.get("operation")), old, new), old, new, userinfo, patch)
+    operation = str(kwargs.get("operation"))
+    _stamp(syncjob_actions(operation, old, new), old, new, userinfo, patch)
+    if operation == "CREATE" and new is not None:
+        _finalize(new, patch)
+
+
+def _finalize(new: dict[str, Any], patch: kopf.Patch) -> None:
+    """The operator's finalizer, put on at create as policies/mutating-finalize-syncjobs
+    does where the API server serves policies: the operator then need not write it."""
+    finalizers = list((new.get("metadata") or {}).get("finalizers") or [])
+    if FINALIZER not in finalizers:
+        patch.setdefault("metadata", {})["finalizers"] = [*finalizers, FINALIZER]
 
 
 def stamp_schedule(userinfo: kopf.UserInfo, patch: kopf.Patch, **kwargs: Any) -> None:
