@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
@@ -158,6 +159,10 @@ async def amain(args: argparse.Namespace) -> int:
     if root.exists() and args.dir:
         shutil.rmtree(root)
     say(f"starting the local stack under {root}")
+    # SIGTERM (a `kill`, a CI timeout) tears the stack down like Ctrl-C, not orphaning it.
+    task = asyncio.current_task()
+    if task is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     cluster = LocalCluster(root / "cluster")
     redis = RedisServer(root / "redis")
     postgres = PostgresServer(root / "postgres")
@@ -206,6 +211,8 @@ def main() -> None:
         sys.exit(asyncio.run(amain(parser.parse_args())))
     except KeyboardInterrupt:
         sys.exit(130)
+    except asyncio.CancelledError:  # SIGTERM
+        sys.exit(143)
 
 
 if __name__ == "__main__":
