@@ -11,7 +11,8 @@ from typing import Any
 from testkit.helm import template
 from testkit.release import CHART, REPO, helm
 
-__all__ = ["CHART", "REPO", "Installer", "Release", "helm", "kubectl", "render"]
+__all__ = ["CHART", "REPO", "Installer", "Release", "helm", "kubectl", "operator_deployment",
+           "render"]
 CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
                   "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"}
 
@@ -38,12 +39,28 @@ class Release:
 
     @property
     def service_account(self) -> str:
-        return str(self.of_kind("ServiceAccount")[0]["metadata"]["name"])
+        """The operator's ServiceAccount (the console has one of its own)."""
+        found = [m for m in self.of_kind("ServiceAccount") if (m["metadata"].get("labels") or {})
+                 .get("app.kubernetes.io/component") != "console"]
+        assert len(found) == 1, found
+        return str(found[0]["metadata"]["name"])
+
+    @property
+    def operator_deployment(self) -> dict[str, Any]:
+        return operator_deployment(self.manifests)
 
     def operator_env(self) -> dict[str, str]:
         """The SYNC_OPERATOR_* values the Deployment sets (literal values only)."""
-        container = self.of_kind("Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
+        container = self.operator_deployment["spec"]["template"]["spec"]["containers"][0]
         return {e["name"]: str(e["value"]) for e in container["env"] if "value" in e}
+
+
+def operator_deployment(manifests: list[dict[str, Any]]) -> dict[str, Any]:
+    """The operator's Deployment (the console has one of its own)."""
+    found = [m for m in manifests if m["kind"] == "Deployment" and m["metadata"]["labels"].get(
+        "app.kubernetes.io/component", "operator") != "console"]
+    assert len(found) == 1, [m["metadata"]["name"] for m in found]
+    return found[0]
 
 
 def render(namespace: str, values: Mapping[str, Any] | None = None, *,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from chart_helpers import CHART, REPO, render
+from chart_helpers import CHART, REPO, operator_deployment, render
 
 from sync_operator.app.settings import OperatorSettings
 from testkit.helm import lint, run_helm, template
@@ -112,7 +112,7 @@ def test_secrets_are_referenced_not_inlined(helm_binary: Path) -> None:
         "database": {"existingSecret": "sync-db", "key": "url"},
         "redis": {"existingSecret": "sync-redis"},
         "runner": {"database": {"existingSecret": "app-db"}}})
-    container = release.of_kind("Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
+    container = release.operator_deployment["spec"]["template"]["spec"]["containers"][0]
     refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]
             if "secretKeyRef" in e.get("valueFrom", {})}
     assert refs == {
@@ -124,7 +124,7 @@ def test_secrets_are_referenced_not_inlined(helm_binary: Path) -> None:
 
 def test_deployment_is_locked_down_and_highly_available(helm_binary: Path) -> None:
     release = render("sync-system")
-    deployment = release.of_kind("Deployment")[0]
+    deployment = release.operator_deployment
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert deployment["spec"]["replicas"] == 2
@@ -170,7 +170,7 @@ def test_webhook_is_served_with_a_mounted_certificate(helm_binary: Path) -> None
     assert service["spec"]["ports"][0]["port"] == 9443  # kopf's URL carries the port
     secret = release.get("Secret", f"{release.fullname}-webhook-tls")
     assert set(secret["data"]) == {"tls.crt", "tls.key", "ca.crt"}
-    pod = release.of_kind("Deployment")[0]["spec"]["template"]["spec"]
+    pod = release.operator_deployment["spec"]["template"]["spec"]
     directory = Path(env["SYNC_OPERATOR_WEBHOOK_CERT_FILE"]).parent
     assert {"name": "webhook-tls", "mountPath": str(directory), "readOnly": True} in \
         pod["containers"][0]["volumeMounts"]
@@ -374,7 +374,7 @@ def test_stamp_policies_render_only_where_the_cluster_serves_them(helm_binary: P
 
 
 def _operator_env(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    deployment = next(m for m in manifests if m["kind"] == "Deployment")
+    deployment = operator_deployment(manifests)
     env: list[dict[str, Any]] = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
     return env
 

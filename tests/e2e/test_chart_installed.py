@@ -18,13 +18,23 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import aiohttp
 import pytest
 import yaml
 from e2e_target import Target
 
 from sync_operator.api.common import SYNCJOBS, SYNCSCHEDULES
 from sync_operator.kube import ApiError, KubeClient
-from sync_operator.kube.resources import CLUSTERROLES, CRDS, JOBS, PODS, SECRETS, Resource
+from sync_operator.kube.resources import (
+    CLUSTERROLES,
+    CRDS,
+    JOBS,
+    PODS,
+    ROLEBINDINGS,
+    SECRETS,
+    SERVICEACCOUNTS,
+    Resource,
+)
 from sync_operator.mirror import current_revision, head_revision
 from testkit.drills import rows
 from testkit.release import (
@@ -58,6 +68,37 @@ def _syncjob(name: str, items: int = 5) -> dict[str, Any]:
             "metadata": {"name": name},
             "spec": {"jobType": "prayer",
                      "params": {"task": "demo", "items": items, "unitSeconds": 0.05}}}
+
+
+async def _console_as_viewer(kube: KubeClient, namespace: str, console: str) -> None:
+    await kube.create(SERVICEACCOUNTS, {"apiVersion": "v1", "kind": "ServiceAccount",
+                                        "metadata": {"name": "viewer"}}, namespace)
+    await kube.create(ROLEBINDINGS, {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "viewer-view"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": "view"},
+        "subjects": [{"kind": "ServiceAccount", "name": "viewer", "namespace": namespace}]},
+        namespace)
+    token = (await kube.create(SERVICEACCOUNTS, {
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+        "spec": {"expirationSeconds": 600}}, namespace, subresource="token", name="viewer")
+             )["status"]["token"]
+    pods = (await kube.list(PODS, namespace,
+                            label_selector="app.kubernetes.io/component=console"))["items"]
+    assert len(pods) == 1, pods
+    assert ready(pods[0])
+    base = f"http://{pods[0]['status']['podIP']}:8090/api/v1/namespaces/{namespace}"
+    auth = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(headers=auth) as http:
+        async with http.get(f"{base}/syncjobs") as resp:
+            assert resp.status == 200, await resp.text()
+            names = {j["metadata"]["name"] for j in (await resp.json())["items"]}
+        assert "by-alice" in names
+        async with http.post(f"{base}/syncjobs/by-alice/pause") as resp:
+            assert resp.status == 403, await resp.text()
+        async with http.get(f"{base}/access") as resp:
+            assert (await resp.json())["pause"] is False
 
 
 @pytest.mark.timeout(600)  # an install, two jobs, a hand-over and an uninstall
@@ -138,6 +179,11 @@ async def test_helm_install_wait_runs_the_operator_pods_and_an_edit_users_syncjo
                 await carol.patch(SYNCJOBS, "by-alice", {"spec": {"priority": 1}}, namespace)
             assert refused.value.status == 403
 
+        # The console, from the chart, under its callers' own rights: a ServiceAccount
+        # bound to `view` lists the job through it and is refused a pause.
+        if target.process_pods:  # its pod IP is reachable from here
+            await _console_as_viewer(kube, namespace, f"{fullname}-console")
+
         # `helm upgrade` rolls both pods (a changed value changes the pod template) while
         # a job runs: its runner pod is the Job's, not the operator's, and the job
         # finishes once, with every item, under the new pods.
@@ -193,7 +239,8 @@ async def test_helm_install_wait_runs_the_operator_pods_and_an_edit_users_syncjo
     deleted = rows(database_url, "select performed_by, count(*) from sync_job_audit_logs "
                                  "where action = 'delete' group by performed_by")
     assert deleted == [(f"system:serviceaccount:{namespace}:{fullname}", 5)]
-    for suffix in ("", "-cluster", "-edit", "-view"):  # no cluster-scoped role is left
+    # No cluster-scoped role is left.
+    for suffix in ("", "-cluster", "-edit", "-view", "-console", "-console-reviews"):
         assert await kube.get_or_none(CLUSTERROLES, fullname + suffix) is None, suffix
     for crd in CHART_CRDS:  # CRDs, the users' SyncJobs and the database's rows stay
         assert await kube.get_or_none(CRDS, crd) is not None

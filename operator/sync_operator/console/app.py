@@ -130,6 +130,13 @@ def create_app(console: Console) -> FastAPI:
             raise HTTPException(503, "no database: history needs the mirror's PostgreSQL")
         return console.history
 
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, bool]:
+        """Ready once the watch has listed the SyncJobs (every answer comes from it)."""
+        if not console.live.ready.is_set():
+            raise HTTPException(503, "the SyncJob watch has not listed yet")
+        return {"ok": True}
+
     @app.post("/api/v1/session")
     async def log_in(body: SessionRequest, response: Response) -> WhoAmI:
         user = await console.tokens.review(body.token)
