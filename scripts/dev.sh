@@ -23,6 +23,8 @@ setup_system() {
   have runuser || need_apt+=(util-linux)
   have unshare && have setpriv || need_apt+=(util-linux)  # the kubelet's mount namespaces
   have ip || need_apt+=(iproute2)  # pod IPs on the loopback device
+  have chromium || need_apt+=(chromium)  # the console's browser tests (headless)
+  have chromedriver || need_apt+=(chromium-driver)
   if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing system packages: ${need_apt[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -16,10 +16,12 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from sync_operator.console.access import AccessReviewer, Attributes
@@ -41,6 +43,7 @@ from sync_operator.kube import KubeClient
 from sync_operator.kube.config import Connection
 
 COOKIE = "sync_console_session"
+STATIC = Path(__file__).resolve().parent / "static"
 # The buttons the browser may show, and the question each one asks.
 CONTROLS: dict[str, Attributes] = {
     "pause": Attributes(verb="patch"), "resume": Attributes(verb="patch"),
@@ -104,6 +107,11 @@ def create_app(console: Console) -> FastAPI:
                 await watch
 
     app = FastAPI(title="sync-operator console", lifespan=lifespan)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
 
     async def caller(request: Request,
                      authorization: Annotated[str | None, Header()] = None) -> Caller:
