@@ -26,8 +26,8 @@ def main() -> None:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    import sync_operator.app.handlers  # registers the handlers
     import sync_operator.app.login  # noqa: F401  (kopf logs in as our client does)
+    from sync_operator.app.handlers import EventOnlyMemories  # registers the handlers
 
     if settings.webhook_enabled:
         from sync_operator.app import stamp_webhooks, webhooks
@@ -41,7 +41,7 @@ def main() -> None:
                 if settings.health_port else None)
     asyncio.run(kopf.operator(
         standalone=True, clusterwide=not namespaces, namespaces=namespaces,
-        liveness_endpoint=liveness,
+        liveness_endpoint=liveness, memories=EventOnlyMemories(),
     ))
 
 

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -22,7 +22,6 @@ from redis.asyncio.client import PubSub
 from sync_operator.api.common import API_VERSION, FINALIZER, SYNCJOBS, Phase, Reason
 from sync_operator.app.clock import ManualClock
 from sync_operator.kube import ApiError, Resource
-from sync_operator.kube.bodies import RawBody
 from sync_operator.kube.conditions import get_condition
 from sync_operator.kube.events import EventRecorder
 from sync_operator.kube.keys import ObjectKey
@@ -36,6 +35,7 @@ from sync_operator.syncjob.progress_relay import ProgressRelay
 from sync_operator.syncjob.reconciler import CONFLICT_RETRY_SECONDS, Reconciler
 from sync_operator.syncjob.runner_link import RunnerLink
 from sync_operator.syncjob.statemachine import JobObservation, Timeouts
+from sync_operator.syncjob.stored import StoredSyncJob
 from sync_runner.contract import (
     CONTROL_FIELD,
     STATE_FIELD,
@@ -136,10 +136,11 @@ async def world(redis_server: RedisServer,
     await link.close()
 
 
-def watched_stores(kube: FakeKube) -> tuple[ObjectStore[RawBody], ObjectStore[JobObservation]]:
+def watched_stores(kube: FakeKube
+                   ) -> tuple[ObjectStore[StoredSyncJob], ObjectStore[JobObservation]]:
     """The reconciler's stores, fed by the fake's lag-free watch as the Runtime feeds the
     real ones (kinds are filled in: the fake keeps objects as they were sent)."""
-    syncjobs: ObjectStore[RawBody] = ObjectStore(kind="SyncJob", keep=lambda b: cast(RawBody, b))
+    syncjobs: ObjectStore[StoredSyncJob] = ObjectStore(kind="SyncJob", keep=StoredSyncJob.of)
     jobs: ObjectStore[JobObservation] = ObjectStore(kind="Job", keep=JobObservation.from_body)
 
     def feed(event: str, res: Resource, obj: Body) -> None:

@@ -7,6 +7,14 @@ are watched here, by label selector. Workers
 reconcile keys; the admitter, the progress relay and the Redis follower run beside
 them. Nothing here decides anything: the decisions are in syncjob/statemachine.py
 and syncjob/queue/.
+
+Memory per SyncJob (issue 11; benchmarks/memory_per_syncjob.py, 5,000 Succeeded
+SyncJobs and their Jobs): the SyncJob store keeps JSON bytes (syncjob/stored.py), and
+the full LISTs (a new leader's, every relist) keep each page cut down as it arrives,
+a SyncJob as stored and a Job as `job_essentials`: the LIST's peak went from 49 KB
+to 8.5 KB per SyncJob, what stays from 14 KB to 3.3 KB, the process's RSS at its
+peak from 69 KB to 14 KB. The RSS of a 5,000 drain (benchmarks/scale.py, default
+settings) rose in steps at those LISTs; its peak went from 358 MiB to 176 MiB.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from sync_operator.kube.keys import ObjectKey
 from sync_operator.kube.metrics import OperatorMetrics, gauge
 from sync_operator.kube.own_writes import OwnWrites
 from sync_operator.kube.resources import JOBS
-from sync_operator.kube.store import ObjectStore, without_managed_fields
+from sync_operator.kube.store import ObjectStore
 from sync_operator.kube.stream import RESET, follow
 from sync_operator.kube.workqueue import WorkQueue
 from sync_operator.mirror import MirrorStore, SchemaNotMigrated, ensure_schema
@@ -45,6 +53,7 @@ from sync_operator.syncjob.queue.cache import JobCache
 from sync_operator.syncjob.reconciler import Reconciler
 from sync_operator.syncjob.runner_link import RunnerLink
 from sync_operator.syncjob.statemachine import JobObservation, Timeouts
+from sync_operator.syncjob.stored import StoredSyncJob
 from sync_operator.syncschedule.reconciler import ScheduleReconciler
 from sync_runner.contract import RunnerStatus
 
@@ -72,8 +81,8 @@ class Runtime:
         self.link = RunnerLink(settings.redis_url)
         self.recorder = EventRecorder(client=self.client, instance=self.identity)
         # The latest SyncJobs and Jobs, from the watches and our own writes' answers.
-        self.syncjobs: ObjectStore[RawBody] = ObjectStore(
-            kind="SyncJob", keep=lambda body: cast(RawBody, without_managed_fields(body)))
+        self.syncjobs: ObjectStore[StoredSyncJob] = ObjectStore(
+            kind="SyncJob", keep=StoredSyncJob.of)
         self.job_views: ObjectStore[JobObservation] = ObjectStore(
             kind="Job", keep=JobObservation.from_body)
         # What our own writes left, so their watch echoes start no reconcile.
@@ -301,29 +310,31 @@ class Runtime:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
         jobs, schedules = listed
-        for job in jobs:
-            self.queue.add(ObjectKey.of(job))
+        for key in jobs:
+            self.queue.add(key)
         for schedule in schedules:
             self.schedule_queue.add(ObjectKey.of(schedule))
         self.admitter.mark_synced()  # the cache holds a full LIST: admission may start
 
-    async def _list_all(self) -> tuple[list[RawBody], list[RawBody]]:
+    async def _list_all(self) -> tuple[list[ObjectKey], list[RawBody]]:
         """LIST SyncJobs, SyncSchedules and our batch Jobs into the admission cache (the
-        Jobs too: a slot is held while a Job's pods still run or terminate)."""
+        Jobs too: a slot is held while a Job's pods still run or terminate). Each page
+        is cut down to what is kept as it arrives (a LIST of 5,000 SyncJobs and their
+        Jobs was ~250 MB of parsed JSON at once); returns the SyncJobs' keys."""
         ns = self.settings.namespace
-        jobs = await self.client.list(SYNCJOBS, ns)
+        jobs, version = await self.client.list_kept(SYNCJOBS, ns, StoredSyncJob.of)
         listed = await self.client.list(SYNCSCHEDULES, ns)
         schedules = listed["items"]
-        batch = (await self.client.list(JOBS, ns, label_selector=JOB_SELECTOR))["items"]
-        version = (jobs.get("metadata") or {}).get("resourceVersion")
-        self.syncjobs.replace(list(jobs["items"]), version)
-        changed = self.jobs.replace(list(jobs["items"]), version)
+        batch, _ = await self.client.list_kept(JOBS, ns, job_essentials,
+                                               label_selector=JOB_SELECTOR)
+        keys = self.syncjobs.replace((job.body() for job in jobs), version)
+        changed = self.jobs.replace((job.body() for job in jobs), version)
         self.admitter.replace_schedules(list(schedules),
                                         (listed.get("metadata") or {}).get("resourceVersion"))
         self.on_jobs_listed(batch, enqueue=False)
         if changed:
             self.admitter.kick()
-        return jobs["items"], schedules
+        return keys, schedules
 
     async def watch_jobs(self) -> None:
         """Our batch Jobs' changes wake their SyncJobs. The label selector is on the watch
@@ -332,7 +343,7 @@ class Runtime:
         while True:
             try:
                 async for event in follow(self.client, JOBS, self.settings.namespace,
-                                          label_selector=JOB_SELECTOR):
+                                          label_selector=JOB_SELECTOR, keep=job_essentials):
                     if event.type == RESET:
                         self.on_jobs_listed(event.objects)
                         continue
@@ -380,6 +391,32 @@ class Runtime:
         """Counted and logged; the work queue retries with the key's own backoff."""
         self.metrics.reconciles.labels("error").inc()
         log.warning("reconcile of %s failed, retrying: %s", key, err)
+
+
+def job_essentials(job: RawBody) -> RawBody:
+    """What is read of a batch Job here: its key and version (job_views), its owner
+    (`_owning_syncjob`) and what JobObservation reads (spec.suspend, the status counts
+    and conditions). The rest (the pod template, labels, managedFields, timestamps) was
+    nine tenths of a listed Job's 41 KB of dicts."""
+    meta: Mapping[str, Any] = job.get("metadata") or {}
+    spec: Mapping[str, Any] = job.get("spec") or {}
+    status: Mapping[str, Any] = job.get("status") or {}
+    out: dict[str, Any] = {
+        "metadata": {k: meta[k] for k in _JOB_METADATA if k in meta},
+        "spec": {"suspend": spec["suspend"]} if "suspend" in spec else {},
+        "status": {k: status[k] for k in _JOB_STATUS if k in status},
+    }
+    if "conditions" in status:
+        out["status"]["conditions"] = [{k: c[k] for k in _JOB_CONDITION if k in c}
+                                       for c in status["conditions"] or []]
+    if "kind" in job:
+        out["kind"] = job["kind"]
+    return cast(RawBody, out)
+
+
+_JOB_METADATA = ("name", "namespace", "uid", "resourceVersion", "ownerReferences")
+_JOB_STATUS = ("active", "terminating", "failed", "succeeded")
+_JOB_CONDITION = ("type", "status", "reason", "message")
 
 
 def _owning_syncjob(job: Mapping[str, Any]) -> OwnerReference | None:

@@ -9,11 +9,15 @@ made on an old version is refused (409) and made again once the newer one arrive
 Versions only move forward: an event older than what our own write answered with (the
 watch is behind) does not replace it, and a deletion leaves a tombstone so a late event
 cannot bring the object back.
+
+What is kept of an object is the caller's `keep` (a SyncJob as JSON bytes, a Job as
+its JobObservation), and a LIST is read item by item, so none of them is held whole
+(benchmarks/memory_per_syncjob.py: a SyncJob's bytes in memory went 12.6 KB -> 2.7 KB).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 from sync_operator.kube.keys import ObjectKey
@@ -62,22 +66,27 @@ class ObjectStore(Generic[T]):
         if version is not None:
             self._tombstones[key] = version
 
-    def replace(self, items: list[Mapping[str, Any]], version: str | None = None) -> None:
+    def replace(self, items: Iterable[Mapping[str, Any]],
+                version: str | None = None) -> list[ObjectKey]:
         """A full LIST taken at resourceVersion `version`: what it does not hold is gone,
         except what the store saw after that version (created while the LIST was on its
-        way). Without a version, everything it does not hold is gone."""
+        way). Without a version, everything it does not hold is gone. The items are
+        read once, one at a time (they may be made as they are read); returns their
+        keys."""
         try:
             as_of = int(str(version)) if version is not None else None
         except ValueError:
             as_of = None
-        listed = {ObjectKey.of(item) for item in items}
+        self._tombstones.clear()
+        listed: dict[ObjectKey, None] = {}
+        for item in items:
+            listed[ObjectKey.of(item)] = None
+            self.put(item)
         for key in [k for k in self._items if k not in listed]:
             known = self._items[key][0]
             if as_of is None or known is None or known <= as_of:
                 del self._items[key]
-        self._tombstones.clear()
-        for item in items:
-            self.put(item)
+        return list(listed)
 
     def get(self, key: ObjectKey) -> T | None:
         found = self._items.get(key)

@@ -8,7 +8,7 @@ seen; when that version is too old (410 Gone) it lists again and says so with a 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,17 +31,20 @@ class Event:
 
 async def follow(client: KubeClient, res: Resource, namespace: str | None, *,
                  field_selector: str | None = None, label_selector: str | None = None,
-                 watch_seconds: int = 300, retries: int = 5) -> AsyncIterator[Event]:
-    """Yield a RESET, then every change, until the caller stops iterating."""
+                 watch_seconds: int = 300, retries: int = 5,
+                 keep: Callable[[RawBody], RawBody] = lambda body: body,
+                 ) -> AsyncIterator[Event]:
+    """Yield a RESET, then every change, until the caller stops iterating. Each object
+    is yielded as `keep` makes it; a RESET's as each page of the LIST arrives."""
     version: str | None = None
     failures = 0
     while True:
         try:
             if version is None:
-                listed = await client.list(res, namespace, field_selector=field_selector,
-                                           label_selector=label_selector)
-                version = str(listed["metadata"]["resourceVersion"])
-                yield Event(RESET, list(listed.get("items") or []))
+                listed, version = await client.list_kept(
+                    res, namespace, keep, field_selector=field_selector,
+                    label_selector=label_selector)
+                yield Event(RESET, listed)
             async for kind, obj in client.watch(res, namespace, resource_version=version,
                                                 field_selector=field_selector,
                                                 label_selector=label_selector,
@@ -57,7 +60,7 @@ async def follow(client: KubeClient, res: Resource, namespace: str | None, *,
                                    str(failure.get("message", failure)), failure)
                 version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
                 if kind != "BOOKMARK":
-                    yield Event(kind, [obj])
+                    yield Event(kind, [keep(obj)])
         except ApiError as err:
             if err.status != GONE:
                 raise

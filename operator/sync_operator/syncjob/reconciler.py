@@ -1,15 +1,15 @@
 """Reconciles one SyncJob: reads the world, asks the state machine, does what it says.
 
-Reads: the SyncJob and its batch Job from the watch-fed stores (kube/store.py; no GET),
-the runner's status in Redis, the queue's grant. Writes: the Job (create, unsuspend,
-suspend, delete), control flags in Redis, the status (with a resourceVersion
-precondition, so a decision made on a stale read is retried rather than written),
-Events, and audit entries into the status outbox that the PostgreSQL mirror drains.
+Reads: the SyncJob and its batch Job from the watch-fed stores (kube/store.py, the
+SyncJob as JSON bytes: syncjob/stored.py; no GET), the runner's status in Redis, the
+queue's grant. Writes: the Job (create, unsuspend, suspend, delete), control flags in
+Redis, the status (with a resourceVersion precondition, so a decision made on a stale
+read is retried rather than written), Events, and audit entries into the status
+outbox that the PostgreSQL mirror drains.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -47,6 +47,7 @@ from sync_operator.syncjob.statemachine import (
     decide,
     of_current_run,
 )
+from sync_operator.syncjob.stored import StoredSyncJob
 from sync_runner.contract import Control
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def _job_name(body: RawBody) -> str:
 
 
 class Reconciler:
-    def __init__(self, *, client: KubeClient, syncjobs: ObjectStore[RawBody],
+    def __init__(self, *, client: KubeClient, syncjobs: ObjectStore[StoredSyncJob],
                  jobs: ObjectStore[JobObservation], link: RunnerLink, recorder: EventRecorder,
                  admission: AdmissionView, relay: ProgressRelay, job_settings: JobSettings,
                  timeouts: Timeouts, identity: str, mirror: Mirror | None = None,
@@ -92,7 +93,7 @@ class Reconciler:
         stored = self.syncjobs.get(key)
         if stored is None:
             return None  # deleted (or not seen yet: its event enqueues it again)
-        body: RawBody = copy.deepcopy(stored)
+        body = stored.body()  # a private copy
         uid = body["metadata"]["uid"]
         if body["metadata"].get("deletionTimestamp"):
             await self.finalize(body)
@@ -273,7 +274,8 @@ class Reconciler:
         still Pending, the older wins, ties broken by name, so both sides agree."""
         meta = body["metadata"]
         mine = (meta["creationTimestamp"], meta["name"])
-        others = list(self.syncjobs.in_namespace(meta["namespace"]))
+        others = [o.body() for o in self.syncjobs.in_namespace(meta["namespace"])
+                  if o.dedup_key == dedup_key]
         active = [
             o for o in others
             if o["metadata"]["uid"] != meta["uid"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Container, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -116,18 +116,20 @@ class JobCache:
             return seen.holds is False
         return changed
 
-    def replace(self, items: list[Mapping[str, Any]], version: str | None = None) -> bool:
+    def replace(self, items: Iterable[Mapping[str, Any]], version: str | None = None) -> bool:
         """Take in a full LIST taken at resourceVersion `version`: observe each item, and
         forget what it no longer holds (a deletion the watch missed), but only objects
         the cache last saw at or before that version (one created while the LIST was
-        on its way is news, not a deletion). True when what admission counts changed."""
-        listed = {str((i.get("metadata") or {}).get("uid") or "") for i in items}
+        on its way is news, not a deletion). True when what admission counts changed.
+        The items are read once, one at a time (they may be made as they are read)."""
         try:
             as_of = int(str(version))
         except ValueError:
             as_of = None
         changed = False
+        listed: set[str] = set()
         for item in items:
+            listed.add(str((item.get("metadata") or {}).get("uid") or ""))
             changed |= self.observe(item)
         for uid in [u for u in self._seen if u not in listed]:
             if as_of is None or self._version.get(uid, -1) <= as_of:
