@@ -63,6 +63,16 @@ def _all_namespaces(parser: argparse.ArgumentParser) -> None:
                         help="every namespace (overrides -n)")
 
 
+SELECTOR_NOTE = ("Give NAMEs or -l SELECTOR, not both. Each job's result is printed; the "
+                 "exit code is 1 if any was refused.")
+
+
+def _selector(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-l", "--selector", metavar="SELECTOR",
+                        help="every SyncJob in the namespace with these labels, e.g. "
+                             "sync.jobcontrol.io/schedule=prayer-every-6h")
+
+
 def _output(parser: argparse.ArgumentParser, choices: tuple[str, ...] = OUTPUTS) -> None:
     parser.add_argument("-o", "--output", choices=choices, help="output format")
 
@@ -115,17 +125,22 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("pause", "Pause SyncJobs: held if queued, stopped at a checkpoint if "
                                  "running."),
                        ("resume", "Resume paused SyncJobs (they continue from their checkpoint)."),
-                       ("cancel", "Cancel SyncJobs. This cannot be undone.")):
-        sub = command(name, text)
-        sub.add_argument("names", nargs="+", metavar="NAME")
-        if name == "cancel":
+                       ("cancel", "Cancel SyncJobs. This cannot be undone."),
+                       ("delete", "Delete SyncJobs (their runner Jobs and pods go with them; "
+                                  "the audit log keeps their story).")):
+        sub = command(name, text, epilog=SELECTOR_NOTE)
+        sub.add_argument("names", nargs="*", metavar="NAME")
+        _selector(sub)
+        if name in ("cancel", "delete"):
             sub.add_argument("-y", "--yes", action="store_true",
                              help="do not ask for confirmation (required when stdin is not "
                                   "a terminal)")
 
-    sub = command("priority", "Change a SyncJob's priority (1 most urgent .. 10).")
-    sub.add_argument("name", metavar="NAME")
-    sub.add_argument("priority", metavar="PRIORITY", type=int)
+    sub = command("priority", "Change SyncJobs' priority (1 most urgent .. 10).",
+                  epilog="priority NAME... PRIORITY, or priority -l SELECTOR PRIORITY.")
+    sub.add_argument("values", nargs="+", metavar="NAME... PRIORITY",
+                     help="the jobs' names (none with -l), then the priority")
+    _selector(sub)
 
     sub = command("watch", "Follow SyncJobs live until all of them have finished.",
                   epilog=QUEUE_NOTE + " Watching NAMEs still follows their namespace, so "
