@@ -77,6 +77,7 @@ from sync_operator.syncjob.job_builder import JobSettings, build_job, job_name
 from testkit.build import KUBE_VERSION
 from testkit.cluster import LocalCluster
 from testkit.operator import OperatorProcess
+from testkit.policies import install_policies
 from testkit.ports import free_port
 from testkit.servers import PostgresServer, RedisServer
 from testkit.syncjobs import install_crds, syncjob
@@ -376,6 +377,9 @@ async def local_stack(root: Path, pg: PostgresServer | None,
         async with KubeClient(load_connection(cluster.admin_kubeconfig), qps=10_000,
                               burst=10_000) as kube:
             await install_crds(kube)
+            # As the chart installs them: the API server stamps who did what and puts the
+            # operator's finalizer on at create (policies/).
+            await install_policies(kube)
             await kube.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
                                            "metadata": {"name": NAMESPACE}})
             watches = Watches()

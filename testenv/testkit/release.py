@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sync_operator.kube import KubeClient
-from sync_operator.kube.resources import LEASES, PODS, ROLEBINDINGS, SECRETS
+from sync_operator.kube.resources import LEASES, PODS, ROLEBINDINGS, SECRETS, SERVICEACCOUNTS
 from testkit.helm import ensure_helm, helm_env
 from testkit.waiting import eventually
 
@@ -48,16 +48,31 @@ async def create_secret(kube: KubeClient, namespace: str, name: str,
                       namespace)
 
 
+async def _bind(kube: KubeClient, namespace: str, name: str, role: tuple[str, str],
+                subject: dict[str, str]) -> None:
+    await kube.create(ROLEBINDINGS, {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role[0],
+                    "name": role[1]},
+        "subjects": [subject]}, namespace)
+
+
 async def bind_user(kube: KubeClient, namespace: str, user: str, cluster_role: str) -> None:
     """Bind `user` to a built-in ClusterRole (`edit`, `view`) in `namespace`: the chart's
     aggregated roles are what give those roles the SyncJob verbs."""
-    await kube.create(ROLEBINDINGS, {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": f"{user}-{cluster_role}"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                    "name": cluster_role},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
-                      "name": user}]}, namespace)
+    await _bind(kube, namespace, f"{user}-{cluster_role}", ("ClusterRole", cluster_role),
+                {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user})
+
+
+async def service_account_with(kube: KubeClient, namespace: str, name: str,
+                               role: tuple[str, str]) -> None:
+    """A ServiceAccount `name` bound to `role` ((kind, name)) in `namespace`: a user any
+    cluster can mint tokens for (TokenRequest)."""
+    await kube.create(SERVICEACCOUNTS, {"apiVersion": "v1", "kind": "ServiceAccount",
+                                        "metadata": {"name": name}}, namespace)
+    await _bind(kube, namespace, f"{name}-{role[1]}", role,
+                {"kind": "ServiceAccount", "name": name, "namespace": namespace})
 
 
 async def install(kubeconfig: Path, release: str, namespace: str, values: Mapping[str, str],

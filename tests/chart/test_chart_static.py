@@ -158,6 +158,12 @@ def test_deployment_is_locked_down_and_highly_available(helm_binary: Path) -> No
     assert len(monitored.of_kind("ServiceMonitor")) == 1
 
 
+def tls_secrets(release: Any) -> list[dict[str, Any]]:
+    """The webhook certificate Secrets the chart renders (not the console's key)."""
+    return [s for s in release.of_kind("Secret") if s["metadata"]["name"].endswith(
+        "-webhook-tls")]
+
+
 def test_webhook_is_served_with_a_mounted_certificate(helm_binary: Path) -> None:
     release = render("sync-system")
     env = release.operator_env()
@@ -185,12 +191,12 @@ def test_webhook_is_served_with_a_mounted_certificate(helm_binary: Path) -> None
                            ("delete", "sync.jobcontrol.io"))}  # delete: uninstall hook
 
     managed = render("sync-system", {"webhook": {"tls": {"certManager": {"enabled": True}}}})
-    assert managed.of_kind("Secret") == []
+    assert tls_secrets(managed) == []
     certificate = managed.of_kind("Certificate")[0]
     assert host in certificate["spec"]["dnsNames"]
     assert certificate["spec"]["secretName"] == secret["metadata"]["name"]
     own = render("sync-system", {"webhook": {"tls": {"existingSecret": "my-tls"}}})
-    assert own.of_kind("Secret") == []
+    assert tls_secrets(own) == []
     assert own.of_kind("Certificate") == []
     off = render("sync-system", {"webhook": {"enabled": False}})
     assert off.operator_env()["SYNC_OPERATOR_WEBHOOK_ENABLED"] == "false"
@@ -405,3 +411,27 @@ def test_listen_on_pod_ip_binds_every_server_to_status_pod_ip(helm_binary: Path)
         render("sync-system", {"listenOnPodIP": True}).manifests)}
     for name in ("SYNC_OPERATOR_WEBHOOK_ADDR", "SYNC_OPERATOR_LISTEN_ADDR"):
         assert on_ip[name]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}, name
+
+
+def test_the_console_replicas_share_a_fernet_session_key(
+        helm_binary: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The handover key is a valid Fernet key, read by the console's settings."""
+    import base64
+
+    from cryptography.fernet import Fernet
+
+    from sync_operator.console.settings import ConsoleSettings
+
+    release = render("sync-system", {"console": {"replicaCount": 3}})
+    secret = release.get("Secret", "sync-system-sync-operator-console-session")
+    key = base64.b64decode(secret["data"]["key"]).decode()
+    assert Fernet(key.encode()).decrypt(Fernet(key.encode()).encrypt(b"t")) == b"t"
+    console = release.get("Deployment", "sync-system-sync-operator-console")
+    env = {e["name"]: e for e in console["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["SYNC_CONSOLE_SESSION_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "sync-system-sync-operator-console-session", "key": "key"}
+    monkeypatch.setenv("SYNC_CONSOLE_SESSION_KEY", key)
+    for name, e in env.items():
+        if "value" in e:
+            monkeypatch.setenv(name, str(e["value"]))
+    assert ConsoleSettings().session_key == key

@@ -5,11 +5,11 @@ that do not stop the rest (no operator needed: these only state the wish)."""
 from __future__ import annotations
 
 import pytest
-from test_cli_commands import ksync, ok
 
 from sync_operator.api.common import SYNCJOBS
 from sync_operator.kube import KubeClient
 from testkit.cluster import LocalCluster
+from testkit.kubectl_sync import ksync, ok
 from testkit.syncjobs import grant_users, syncjob
 
 pytestmark = pytest.mark.cluster

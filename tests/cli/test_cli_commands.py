@@ -7,7 +7,6 @@ import asyncio
 import json
 import re
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,41 +18,13 @@ from sync_operator.cli import queueview
 from sync_operator.cli import rows as cli_rows
 from sync_operator.cli.objects import parse_jobs
 from sync_operator.kube import KubeClient
+from testkit.kubectl_sync import ksync, ok
 from testkit.operator import OperatorProcess
 from testkit.syncjobs import wait_phase
 from testkit.waiting import eventually
 
 pytestmark = pytest.mark.cluster
 DEMO = ["--param", "task=demo"]
-
-
-@dataclass(frozen=True)
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-async def ksync(env: dict[str, str], *args: str, timeout: float = 60.0) -> Result:
-    """`kubectl sync ARGS` as a user runs it (stdin not a terminal, output to a pipe)."""
-    proc = await asyncio.create_subprocess_exec(
-        "kubectl", "sync", *args, env=env, stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        out, err = await proc.communicate()
-        raise AssertionError(f"kubectl sync {' '.join(args)} still running after {timeout}s;"
-                             f"\nstdout:\n{out.decode()}\nstderr:\n{err.decode()}") from None
-    assert proc.returncode is not None
-    return Result(proc.returncode, out.decode(), err.decode())
-
-
-async def ok(env: dict[str, str], *args: str, timeout: float = 60.0) -> str:
-    result = await ksync(env, *args, timeout=timeout)
-    assert result.code == 0, f"kubectl sync {' '.join(args)} -> {result}"
-    return result.out
 
 
 def demo(items: int, unit_seconds: float) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
 import aiohttp
@@ -31,6 +31,11 @@ class ScriptedClient:
         items = self.lists[self.list_calls]
         self.list_calls += 1
         return {"metadata": {"resourceVersion": f"L{self.list_calls}"}, "items": items}
+
+    async def list_kept(self, res: Resource, namespace: str | None,
+                        keep: Callable[[Any], Any], **kwargs: Any) -> tuple[list[Any], str]:
+        listed = await self.list(res, namespace, **kwargs)
+        return [keep(item) for item in listed["items"]], listed["metadata"]["resourceVersion"]
 
     async def watch(self, res: Resource, namespace: str | None = None, *,
                     resource_version: str | None = None,

@@ -14,8 +14,9 @@ from console_helpers import ConsoleUnderTest
 
 from sync_operator.api.common import SYNCJOBS
 from sync_operator.kube import KubeClient, load_connection
-from sync_operator.kube.resources import ROLEBINDINGS, SERVICEACCOUNTS
+from sync_operator.kube.resources import SERVICEACCOUNTS
 from testkit.cluster import LocalCluster
+from testkit.release import service_account_with
 from testkit.syncjobs import syncjob
 from testkit.waiting import eventually
 
@@ -194,14 +195,7 @@ async def test_a_live_stream_ends_when_its_token_stops_being_valid(
     """Long-lived streams are re-checked (every second here): deleting the
     ServiceAccount invalidates its token, and the stream says so and ends."""
     ns = console.namespace
-    await kube.create(SERVICEACCOUNTS, {"apiVersion": "v1", "kind": "ServiceAccount",
-                                        "metadata": {"name": "watcher"}}, ns)
-    await kube.create(ROLEBINDINGS, {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": "watcher-view"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                    "name": "carol-view"},
-        "subjects": [{"kind": "ServiceAccount", "name": "watcher", "namespace": ns}]}, ns)
+    await service_account_with(kube, ns, "watcher", ("Role", "carol-view"))
     token = load_connection(cluster.service_account_kubeconfig(ns, "watcher")).token
     assert token
     async with aiohttp.ClientSession() as http, http.get(

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from console_helpers import ConsoleUnderTest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -56,7 +57,22 @@ def browsers() -> Iterator[Callable[[], WebDriver]]:
 
 
 def _until(driver: WebDriver, what: str, check: Callable[[WebDriver], Any]) -> Any:
-    return WebDriverWait(driver, WAIT, poll_frequency=0.1).until(check, message=what)
+    """Wait for `check`; a row replaced by a live update meanwhile is looked up again."""
+    return WebDriverWait(driver, WAIT, poll_frequency=0.1,
+                         ignored_exceptions=(StaleElementReferenceException,)).until(
+        check, message=what)
+
+
+def _click(driver: WebDriver, name: str, selector: str) -> None:
+    """Click an element of a job's row, finding it afresh if a live update replaced it."""
+    def clicked(d: WebDriver) -> bool:
+        row = _row(d, name)
+        if row is None:
+            return False
+        row.find_element(By.CSS_SELECTOR, selector).click()
+        return True
+
+    _until(driver, f"{selector} of {name} clicked", clicked)
 
 
 def _log_in(driver: WebDriver, console: ConsoleUnderTest, user: str) -> None:
@@ -108,7 +124,7 @@ async def test_alice_watches_progress_pauses_with_a_click_and_bulk_cancels(
         shot = SCREENSHOT if os.environ.get("SYNC_SCREENSHOTS") == "1" else (
             tmp_path / "console.png")
         assert driver.save_screenshot(str(shot))
-        _row(driver, "long").find_element(By.CSS_SELECTOR, 'button[data-action="pause"]').click()
+        _click(driver, "long", 'button[data-action="pause"]')
         _until(driver, "long shown Paused", lambda d: _phase(d, "long") == "Paused")
 
     await asyncio.to_thread(watch_progress_and_pause)
@@ -116,7 +132,7 @@ async def test_alice_watches_progress_pauses_with_a_click_and_bulk_cancels(
 
     def bulk_cancel() -> None:
         for name in BULK:
-            _row(driver, name).find_element(By.CSS_SELECTOR, "input[type=checkbox]").click()
+            _click(driver, name, "input[type=checkbox]")
         _until(driver, "the bulk bar", lambda d: d.find_element(By.ID, "bulk").is_displayed())
         driver.find_element(By.CSS_SELECTOR, 'button[data-bulk="cancel"]').click()
         driver.switch_to.alert.accept()  # "cancel 3 jobs? This cannot be undone."

@@ -30,7 +30,6 @@ from sync_operator.kube.resources import (
     CRDS,
     JOBS,
     PODS,
-    ROLEBINDINGS,
     SECRETS,
     SERVICEACCOUNTS,
     Resource,
@@ -48,6 +47,7 @@ from testkit.release import (
     pods_report,
     ready,
     rss_mib,
+    service_account_with,
     set_values,
 )
 from testkit.syncjobs import wait_phase
@@ -71,15 +71,7 @@ def _syncjob(name: str, items: int = 5) -> dict[str, Any]:
 
 
 async def _console_as_viewer(kube: KubeClient, namespace: str, console: str) -> None:
-    await kube.create(SERVICEACCOUNTS, {"apiVersion": "v1", "kind": "ServiceAccount",
-                                        "metadata": {"name": "viewer"}}, namespace)
-    await kube.create(ROLEBINDINGS, {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": "viewer-view"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                    "name": "view"},
-        "subjects": [{"kind": "ServiceAccount", "name": "viewer", "namespace": namespace}]},
-        namespace)
+    await service_account_with(kube, namespace, "viewer", ("ClusterRole", "view"))
     token = (await kube.create(SERVICEACCOUNTS, {
         "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
         "spec": {"expirationSeconds": 600}}, namespace, subresource="token", name="viewer")

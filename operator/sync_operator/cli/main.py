@@ -14,7 +14,15 @@ from typing import NamedTuple
 
 import aiohttp
 
-from sync_operator.cli.commands import control, create, describe, listing, schedules, watch
+from sync_operator.cli.commands import (
+    control,
+    create,
+    describe,
+    history,
+    listing,
+    schedules,
+    watch,
+)
 from sync_operator.cli.connect import ConfigError, connect
 from sync_operator.cli.context import Context
 from sync_operator.cli.errors import (
@@ -45,7 +53,10 @@ COMMANDS: dict[str, Command] = {
     "delete": Command(control.delete, control.check_targets),
     "priority": Command(control.priority, control.check_targets),
     "watch": Command(watch.run),
-    "schedules": Command(schedules.list_schedules),
+    "schedules": Command(schedules.run, schedules.check),
+    "history": Command(history.history, history.check),
+    "audit": Command(history.audit, history.check),
+    "console": Command(history.open_console, history.check),
     "suspend": Command(schedules.suspend),
     "unsuspend": Command(schedules.unsuspend),
     "trigger": Command(schedules.trigger),

@@ -154,9 +154,40 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--follow", action="store_true",
                      help="keep watching after every job has finished")
 
-    sub = command("schedules", "List SyncSchedules.", ("schedule", "ssched"))
+    sub = command("schedules", "List SyncSchedules, or change one: schedules set NAME ...",
+                  ("schedule", "ssched"))
+    sub.add_argument("action", nargs="?", choices=["set"], help="change a schedule's spec")
+    sub.add_argument("name", nargs="?", metavar="SCHEDULE")
+    sub.add_argument("--cron", help="the cron expression (spec.schedule)")
+    sub.add_argument("--time-zone", help="an IANA time zone, e.g. Asia/Riyadh")
+    sub.add_argument("--priority", type=int, help="priority of the jobs it creates (1..10)")
+    sub.add_argument("--max-concurrency", type=int, help="running jobs of its type at once")
     _all_namespaces(sub)
     _output(sub)
+
+    sub = command("console", "Open the web console, logged in as you (a one-minute code, "
+                             "never your token, goes into the URL).")
+    sub.add_argument("--console", metavar="URL",
+                     help="the console's address (default: $SYNC_CONSOLE_URL)")
+    sub.add_argument("--no-browser", action="store_true", help="only print the URL")
+
+    for name, text in (("history", "SyncJobs past and present, from the mirror (via the "
+                                    "console, with your own rights)."),
+                       ("audit", "Who did what, from the audit log (via the console, with "
+                                 "your own rights).")):
+        sub = command(name, text)
+        sub.add_argument("--console", metavar="URL",
+                         help="the console's address (default: $SYNC_CONSOLE_URL)")
+        sub.add_argument("--search", help="part of the job's name")
+        sub.add_argument("--since", metavar="TIME", help="ISO 8601 time, e.g. 2026-12-01")
+        sub.add_argument("--limit", type=int, default=50, help="rows (default 50, max 500)")
+        if name == "history":
+            sub.add_argument("--type", type=job_type, help="one job type")
+            sub.add_argument("--phase", help="one phase, e.g. Failed")
+        else:
+            sub.add_argument("--action", help="e.g. pause, cancel, create")
+            sub.add_argument("--user", help="who did it")
+        _output(sub, ("json", "yaml"))
 
     for name, text in (("suspend", "Suspend SyncSchedules (no new jobs; active ones go on)."),
                        ("unsuspend", "Unsuspend SyncSchedules.")):

@@ -26,6 +26,7 @@ from pydantic import BaseModel
 
 from sync_operator.console.access import AccessReviewer, Attributes
 from sync_operator.console.actions import Action, ActionRequest, ItemResult, apply
+from sync_operator.console.handover import HANDOVER_SECONDS, Handover
 from sync_operator.console.history import (
     AuditFilter,
     AuditRow,
@@ -64,6 +65,7 @@ class Console:
     access: AccessReviewer
     live: LiveJobs
     history: History | None
+    handover: Handover
 
     def as_user(self, token: str) -> KubeClient:
         """A client that speaks for the user: their own token, nothing of ours."""
@@ -80,6 +82,15 @@ class Caller:
 
 class SessionRequest(BaseModel):
     token: str
+
+
+class HandoverCode(BaseModel):
+    code: str
+    expires_in_seconds: int
+
+
+class HandoverRequest(BaseModel):
+    code: str
 
 
 class WhoAmI(BaseModel):
@@ -153,6 +164,20 @@ def create_app(console: Console) -> FastAPI:
         response.set_cookie(COOKIE, body.token, httponly=True, samesite="strict",
                             secure=console.settings.cookie_secure, path="/")
         return WhoAmI(user=user.name, groups=list(user.groups))
+
+    @app.post("/api/v1/session/handover-code")
+    async def handover_code(who: Annotated[Caller, Depends(caller)]) -> HandoverCode:
+        """For `kubectl sync console`: a one-minute code the browser trades for a session."""
+        return HandoverCode(code=console.handover.code(who.token),
+                            expires_in_seconds=HANDOVER_SECONDS)
+
+    @app.post("/api/v1/session/handover")
+    async def take_handover(body: HandoverRequest, response: Response) -> WhoAmI:
+        token = console.handover.token(body.code)
+        if token is None:
+            raise HTTPException(401, "this handover code is expired or not ours: run "
+                                     "kubectl sync console again")
+        return await log_in(SessionRequest(token=token), response)
 
     @app.delete("/api/v1/session", status_code=204)
     async def log_out(response: Response) -> None:

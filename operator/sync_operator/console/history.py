@@ -89,6 +89,22 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+def _narrowed(query: Any, *, equal: dict[Any, Any], name: Any, search: str | None,
+              at: Any, since: datetime | None, until: datetime | None) -> Any:
+    """The query, narrowed by the filters that are set: equal columns, a name search,
+    and a time range on `at`."""
+    for column, value in equal.items():
+        if value:
+            query = query.where(column == value)
+    if search:
+        query = query.where(name.ilike(_like(search), escape="\\"))
+    if since:
+        query = query.where(at >= since)
+    if until:
+        query = query.where(at < until)
+    return query
+
+
 class History:
     """Queries over the mirror (asyncpg; a small pool per console replica)."""
 
@@ -106,17 +122,10 @@ class History:
     async def jobs(self, namespace: str, where: HistoryFilter, page: Page
                    ) -> list[HistoryRow]:
         c = SyncJobControl
-        query = select(c).where(c.namespace == namespace)
-        if where.job_type:
-            query = query.where(c.job_type == where.job_type)
-        if where.phase:
-            query = query.where(c.status == where.phase)
-        if where.search:
-            query = query.where(c.job_name.ilike(_like(where.search), escape="\\"))
-        if where.since:
-            query = query.where(c.created_at >= where.since)
-        if where.until:
-            query = query.where(c.created_at < where.until)
+        query = _narrowed(select(c).where(c.namespace == namespace),
+                          equal={c.job_type: where.job_type, c.status: where.phase},
+                          name=c.job_name, search=where.search, at=c.created_at,
+                          since=where.since, until=where.until)
         query = query.order_by(c.created_at.desc(), c.id.desc()).limit(page.limit).offset(
             page.offset)
         async with self._engine.connect() as conn:
@@ -134,18 +143,10 @@ class History:
         a = SyncJobAuditLog
         query = select(a.job_name, a.namespace, a.job_uid, a.action, a.performed_by,
                        a.performed_at, a.phase).where(a.namespace == namespace)
-        if uid:
-            query = query.where(a.job_uid == uid)
-        if where.action:
-            query = query.where(a.action == where.action)
-        if where.user:
-            query = query.where(a.performed_by == where.user)
-        if where.search:
-            query = query.where(a.job_name.ilike(_like(where.search), escape="\\"))
-        if where.since:
-            query = query.where(a.performed_at >= where.since)
-        if where.until:
-            query = query.where(a.performed_at < where.until)
+        query = _narrowed(query, equal={a.job_uid: uid, a.action: where.action,
+                                        a.performed_by: where.user},
+                          name=a.job_name, search=where.search, at=a.performed_at,
+                          since=where.since, until=where.until)
         query = query.order_by(a.performed_at.desc(), a.id.desc()).limit(page.limit).offset(
             page.offset)
         return [AuditRow(name=r[0], namespace=r[1], uid=r[2], action=r[3], user=r[4], at=r[5],

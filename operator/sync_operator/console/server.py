@@ -9,6 +9,7 @@ import uvicorn
 
 from sync_operator.console.access import AccessReviewer
 from sync_operator.console.app import Console, create_app
+from sync_operator.console.handover import Handover
 from sync_operator.console.history import History
 from sync_operator.console.identity import TokenReviewer
 from sync_operator.console.live import LiveJobs
@@ -27,7 +28,8 @@ async def console(settings: ConsoleSettings, connection: Connection | None = Non
         yield Console(settings=settings, client=client,
                       tokens=TokenReviewer(client, ttl=settings.token_cache_seconds),
                       access=AccessReviewer(client, ttl=settings.access_cache_seconds),
-                      live=LiveJobs(client, settings.namespace), history=history)
+                      live=LiveJobs(client, settings.namespace), history=history,
+                      handover=Handover(settings.session_key))
     finally:
         if history is not None:
             await history.close()

@@ -29,3 +29,7 @@ class ConsoleSettings(BaseSettings):
     heartbeat_seconds: float = Field(default=15.0, gt=0)
     cookie_secure: bool = Field(
         default=True, description="Send the session cookie over HTTPS only.")
+    session_key: str | None = Field(
+        default=None, repr=False,
+        description="Fernet key shared by the replicas for `kubectl sync console` "
+                    "handover codes; unset: each replica makes its own.")

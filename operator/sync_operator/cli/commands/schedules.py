@@ -1,17 +1,52 @@
-"""``schedules``, ``suspend``, ``unsuspend``, ``trigger``: SyncSchedules from the command line."""
+"""``schedules`` (list, or ``set`` a schedule's cron, time zone, priority, concurrency),
+``suspend``, ``unsuspend``, ``trigger``: SyncSchedules from the command line."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from sync_operator.api import SYNCJOB, SYNCJOBS, SYNCSCHEDULE, SYNCSCHEDULES
 from sync_operator.cli import rows, tables
 from sync_operator.cli.bodies import job_from_schedule, spec_patch
 from sync_operator.cli.context import Context
-from sync_operator.cli.errors import EXIT_API_ERROR, EXIT_OK, api_error_text
+from sync_operator.cli.errors import EXIT_API_ERROR, EXIT_OK, UsageError, api_error_text
 from sync_operator.cli.objects import parse_schedule, parse_schedules
 from sync_operator.cli.output import console, done, print_data, print_names, show
 from sync_operator.kube import ApiError
+
+SETTABLE = {"cron": "schedule", "time_zone": "timeZone", "priority": "priority",
+            "max_concurrency": "maxConcurrency"}
+
+
+def check(args: argparse.Namespace) -> None:
+    """`schedules set NAME` needs a name and something to set; a plain list takes
+    neither (checked before connecting)."""
+    changes = {field for arg, field in SETTABLE.items() if getattr(args, arg) is not None}
+    if args.action == "set" and (not args.name or not changes):
+        raise UsageError("schedules set SCHEDULE needs at least one of --cron, --time-zone, "
+                         "--priority, --max-concurrency")
+    if args.action is None and (args.name or changes):
+        raise UsageError("to change a schedule: schedules set SCHEDULE --cron ... (a list "
+                         "takes no name)")
+
+
+async def run(ctx: Context) -> int:
+    return await (set_schedule(ctx) if ctx.args.action == "set" else list_schedules(ctx))
+
+
+async def set_schedule(ctx: Context) -> int:
+    changes = {field: getattr(ctx.args, arg) for arg, field in SETTABLE.items()
+               if getattr(ctx.args, arg) is not None}
+    try:
+        await ctx.client.patch(SYNCSCHEDULES, ctx.args.name, spec_patch(**changes),
+                               ctx.target.namespace)
+    except ApiError as err:
+        sys.stderr.write(api_error_text(err) + "\n")
+        return EXIT_API_ERROR
+    done(SYNCSCHEDULE, ctx.args.name, "updated (" + ", ".join(
+        f"{k}={v}" for k, v in changes.items()) + ")")
+    return EXIT_OK
 
 
 async def list_schedules(ctx: Context) -> int:

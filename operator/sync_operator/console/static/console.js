@@ -43,15 +43,33 @@ function button(label, onClick) {
   return b;
 }
 
+// Rows are rebuilt only when their job changed: an unchanged row keeps its elements
+// (a button under the pointer stays the same button while others update).
+const rows = new Map();
+
 function render() {
   const body = $("#jobs tbody");
-  body.replaceChildren();
   const jobs = [...state.jobs.values()].filter(visible)
     .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+  const shown = [];
   for (const job of jobs) {
+    const name = job.metadata.name;
+    const key = `${job.metadata.resourceVersion}|${state.selected.has(name)}|${JSON.stringify(state.access)}`;
+    const known = rows.get(name);
+    if (known && known.key === key) { shown.push(known.row); continue; }
+    const row = buildRow(job);
+    rows.set(name, {key, row});
+    shown.push(row);
+  }
+  for (const name of rows.keys()) if (!state.jobs.has(name)) rows.delete(name);
+  body.replaceChildren(...shown);
+}
+
+function buildRow(job) {
+  {
     const name = job.metadata.name, st = job.status || {}, p = st.progress || {};
     const phase = st.phase || "Pending";
-    const row = body.insertRow();
+    const row = document.createElement("tr");
     row.dataset.name = name;
     row.dataset.phase = phase;
     const pick = document.createElement("input");
@@ -96,6 +114,7 @@ function render() {
         && act(name, "cancel")));
     if (state.access.delete)
       actions.append(button("delete", () => confirm(`Delete ${name}?`) && act(name, "delete")));
+    return row;
   }
 }
 
@@ -229,6 +248,13 @@ async function openNamespace() {
 
 async function start() {
   const params = new URLSearchParams(location.search);
+  const handover = params.get("handover");
+  if (handover) {  // from `kubectl sync console`: trade the code, then drop it from the URL
+    params.delete("handover");
+    history.replaceState(null, "", `${location.pathname}?${params}`);
+    const resp = await api("/session/handover", {method: "POST", body: JSON.stringify({code: handover})});
+    if (!resp.ok) { showLogin((await resp.json()).detail); return; }
+  }
   $("#namespace").value = params.get("namespace")
     || localStorage.getItem("sync-console-namespace") || "default";
   const who = await api("/whoami");
