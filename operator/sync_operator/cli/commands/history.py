@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import webbrowser
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -63,33 +64,35 @@ def _filters(ctx: Context, keys: dict[str, str]) -> dict[str, str]:
     return params
 
 
-async def history(ctx: Context) -> int:
-    rows = await _get(ctx, "history", _filters(ctx, {
-        "type": "job_type", "phase": "phase", "search": "search", "since": "since"}))
+async def _records(ctx: Context, what: str, filters: dict[str, str], headers: list[str],
+                   row: Callable[[dict[str, Any]], list[str]]) -> int:
+    """Fetch `what` with the given filters; print it as -o asks, or as a table."""
+    rows = await _get(ctx, what, _filters(ctx, filters))
     if rows is None:
         return EXIT_API_ERROR
     if ctx.args.output in ("json", "yaml"):
         print_data(rows, ctx.args.output)
-        return EXIT_OK
-    show(console(), tables.table(
-        ["NAME", "TYPE", "PHASE", "PROGRESS", "CREATED", "FINISHED", "ATTEMPTS", "ERROR"],
-        [[r["name"], r["job_type"], r["phase"], f"{r['progress']:.0f}%", r["created_at"],
-          r["completed_at"] or "", str(r["attempts"]), r["error"] or ""] for r in rows]))
+    else:
+        show(console(), tables.table(headers, [row(r) for r in rows]))
     return EXIT_OK
+
+
+async def history(ctx: Context) -> int:
+    return await _records(
+        ctx, "history", {"type": "job_type", "phase": "phase", "search": "search",
+                         "since": "since"},
+        ["NAME", "TYPE", "PHASE", "PROGRESS", "CREATED", "FINISHED", "ATTEMPTS", "ERROR"],
+        lambda r: [r["name"], r["job_type"], r["phase"], f"{r['progress']:.0f}%",
+                   r["created_at"], r["completed_at"] or "", str(r["attempts"]),
+                   r["error"] or ""])
 
 
 async def audit(ctx: Context) -> int:
-    rows = await _get(ctx, "audit", _filters(ctx, {
-        "action": "action", "user": "user", "search": "search", "since": "since"}))
-    if rows is None:
-        return EXIT_API_ERROR
-    if ctx.args.output in ("json", "yaml"):
-        print_data(rows, ctx.args.output)
-        return EXIT_OK
-    show(console(), tables.table(
+    return await _records(
+        ctx, "audit", {"action": "action", "user": "user", "search": "search",
+                       "since": "since"},
         ["WHEN", "NAME", "ACTION", "WHO", "PHASE"],
-        [[r["at"], r["name"], r["action"], r["user"], r["phase"] or ""] for r in rows]))
-    return EXIT_OK
+        lambda r: [r["at"], r["name"], r["action"], r["user"], r["phase"] or ""])
 
 
 async def open_console(ctx: Context) -> int:
