@@ -63,8 +63,12 @@ def schedule(name: str, cron: str, **spec: Any) -> dict[str, Any]:
 
 
 async def jobs_of(kube: KubeClient, ns: str, name: str) -> list[dict[str, Any]]:
+    """The schedule's SyncJobs not being deleted. A pruned job waits for the operator's
+    finalizer (put on at create by the API server), and no SyncJob controller runs in
+    these tests to remove it: its deletion is what the schedule controller decided."""
     items = (await kube.list(SYNCJOBS, ns, label_selector=f"{SCHEDULE_LABEL}={name}"))["items"]
-    return sorted(items, key=lambda j: j["metadata"]["name"])
+    return sorted((j for j in items if not j["metadata"].get("deletionTimestamp")),
+                  key=lambda j: j["metadata"]["name"])
 
 
 def scheduled_times(jobs: list[dict[str, Any]]) -> list[str]:
