@@ -38,8 +38,9 @@ DEPLOYMENTS = Resource("apps", "v1", "deployments")
 WEBHOOK_CONFIGS = [Resource("admissionregistration.k8s.io", "v1", plural, namespaced=False)
                    for plural in ("validatingwebhookconfigurations",
                                   "mutatingwebhookconfigurations")]
-# Anything that says the API server refused the operator (kopf and our client alike).
-DENIED = re.compile(r"forbidden|not enough (rbac )?permissions|\b403 ", re.IGNORECASE)
+# Anything that says the API server refused the operator (kopf and our client alike);
+# a bare 403 after a comma is a log timestamp's milliseconds, not a status.
+DENIED = re.compile(r"forbidden|not enough (rbac )?permissions|(?<![,.:])\b403\b", re.IGNORECASE)
 SYNCJOB = {"apiVersion": "sync.jobcontrol.io/v1alpha1", "kind": "SyncJob",
            "metadata": {"name": "x"},
            "spec": {"jobType": "quran", "params": {"task": "demo", "items": 5,

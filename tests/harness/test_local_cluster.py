@@ -181,6 +181,14 @@ async def test_suspending_a_job_terminates_its_pod_with_sigterm(
         return next((p for p in pods if p.get("status", {}).get("phase") == "Running"), None)
 
     pod = await eventually(running_pod, timeout=60, what="pod Running")
+    log_path = Path(cluster.root, "kubelet", "logs",
+                    f"{namespace}_{pod['metadata']['name']}_main.log")
+
+    async def handler_installed() -> bool:
+        # Running means the process started, not that Python has set its handler yet.
+        return log_path.exists() and "running" in log_path.read_text()
+
+    await eventually(handler_installed, timeout=60, what="SIGTERM handler installed")
     await kube.patch(JOBS, "sleeper", {"spec": {"suspend": True}}, namespace)
 
     async def pods_gone() -> bool:
@@ -191,9 +199,7 @@ async def test_suspending_a_job_terminates_its_pod_with_sigterm(
     job = await eventually(lambda: job_condition(kube, namespace, "sleeper", "Suspended"),
                            timeout=30, what="Job Suspended")
     assert job["spec"]["suspend"] is True
-    log = Path(cluster.root, "kubelet", "logs",
-               f"{namespace}_{pod['metadata']['name']}_main.log").read_text()
-    assert "got SIGTERM" in log
+    assert "got SIGTERM" in log_path.read_text()
 
 
 async def test_deleting_an_owner_garbage_collects_the_job_it_owns(
