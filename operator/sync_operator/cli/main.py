@@ -46,6 +46,7 @@ class Command(NamedTuple):
 COMMANDS: dict[str, Command] = {
     "list": Command(listing.run),
     "get": Command(describe.run),
+    "describe": Command(describe.describe),
     "create": Command(create.run, create.check),
     "pause": Command(control.pause, control.check_targets),
     "resume": Command(control.resume, control.check_targets),

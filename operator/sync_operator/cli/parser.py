@@ -105,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("name", metavar="NAME")
     _output(sub, ("json", "yaml", "wide"))
 
+    sub = command("describe", "Show one SyncJob in detail with the recent Events of it "
+                              "and its runner Job (as kubectl describe does).")
+    sub.add_argument("name", metavar="NAME")
+
     sub = command("create", "Create a SyncJob.")
     sub.add_argument("job_type", metavar="TYPE", type=job_type,
                      help=f"one of: {', '.join(t.value for t in JobType)}")

@@ -18,6 +18,7 @@ from sync_operator.api import Condition, ConditionType, Phase, SyncJob, SyncSche
 from sync_operator.cli.humanize import NONE, age, eta_text, relative, timestamp
 from sync_operator.cli.progressbar import counts, eta_left, percent_of, progress_cell
 from sync_operator.cli.queueview import QueueSpot
+from sync_operator.kube.events import EventView
 
 JOB_HEADERS = ("NAME", "TYPE", "PHASE", "PROGRESS", "PRIORITY", "AGE")
 JOB_WIDE_HEADERS = ("ETA", "ATTEMPTS", "JOB", "MESSAGE")
@@ -258,6 +259,15 @@ def condition_rows(conditions: Iterable[Condition] | None, now: datetime) -> lis
     """The conditions table of ``get``: type, status, reason, message, age of the transition."""
     return [[c.type, str(c.status), c.reason, c.message, age(c.last_transition_time, now)]
             for c in conditions or ()]
+
+
+EVENT_HEADERS = ["TYPE", "REASON", "AGE", "FROM", "OBJECT", "MESSAGE"]
+
+
+def event_rows(events: Iterable[EventView], now: datetime) -> list[list[str]]:
+    """The Events table of ``describe``, newest first (a repeated Event shows its count)."""
+    return [[e.type, e.reason, age(e.last_seen, now) + (f" (x{e.count})" if e.count > 1 else ""),
+             e.source, e.object, e.message] for e in events]
 
 
 # -- schedules ----------------------------------------------------------------------------

@@ -62,3 +62,10 @@ def details(rows: Sequence[tuple[str, str]], conditions: Sequence[Sequence[str]]
     else:
         parts.append(Text("Conditions: <none>", style="bold"))
     return Group(*parts)
+
+
+def events(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> RenderableType:
+    """``describe``: the Events table, or <none> as kubectl prints it."""
+    if not rows:
+        return Text("Events: <none>", style="bold")
+    return Group(Text("Events:", style="bold"), table(headers, rows))

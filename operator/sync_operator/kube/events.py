@@ -1,12 +1,16 @@
-"""Kubernetes Events: what a person reads in `kubectl describe syncjob`."""
+"""Kubernetes Events: what a person reads in `kubectl sync describe` and the console's job
+view (written by the operator, read back with the reader's own rights)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+from pydantic import BaseModel
 
 from sync_operator.kube import ApiError, KubeClient
 from sync_operator.kube.resources import EVENTS
@@ -52,3 +56,44 @@ class EventRecorder:
         except ApiError as err:
             log.warning("event %s for %s/%s not recorded: %s", reason, meta["namespace"],
                         meta["name"], err)
+
+
+class EventView(BaseModel):
+    """One Event as `describe` and the console's job view show it."""
+
+    type: str
+    reason: str
+    message: str
+    count: int
+    last_seen: datetime | None
+    source: str
+    object: str  # kind/name of what it is about
+
+
+def _seen(event: Mapping[str, Any]) -> datetime | None:
+    # eventTime has microseconds; lastTimestamp only seconds (older writers set only it).
+    text = (event.get("eventTime") or event.get("lastTimestamp")
+            or event.get("metadata", {}).get("creationTimestamp"))
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def _view(event: Mapping[str, Any]) -> EventView:
+    about = event.get("involvedObject") or {}
+    source = event.get("reportingComponent") or (event.get("source") or {}).get("component")
+    return EventView(type=event.get("type") or "Normal", reason=event.get("reason") or "",
+                     message=event.get("message") or "", count=int(event.get("count") or 1),
+                     last_seen=_seen(event), source=source or "",
+                     object=f"{about.get('kind', '')}/{about.get('name', '')}")
+
+
+async def events_about(client: KubeClient, namespace: str, uids: Iterable[str], *,
+                       limit: int = 20) -> list[EventView]:
+    """The newest Events about these objects (one field-selected LIST per object: field
+    selectors cannot OR), newest first, read with the caller's own rights."""
+    listed = await asyncio.gather(*(
+        client.list(EVENTS, namespace, field_selector=f"involvedObject.uid={uid}")
+        for uid in dict.fromkeys(uids) if uid))
+    views = [_view(e) for page in listed for e in page.get("items") or ()]
+    oldest = datetime.min.replace(tzinfo=UTC)
+    views.sort(key=lambda v: v.last_seen or oldest, reverse=True)
+    return views[:limit]
