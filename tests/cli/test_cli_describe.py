@@ -35,7 +35,8 @@ async def test_describe_shows_the_events_of_the_job_and_its_runner_only(
     await events.record(job, "RunnerFailed", "attempt 1 failed: exit 3", warning=True)
 
     out = await ok(kubectl_env, "describe", "described", "-n", namespace)
-    assert "Name:" in out and "described" in out
+    assert "Name:" in out
+    assert "described" in out
     lines = out[out.index("Events:"):].splitlines()
     assert lines[1].split()[:2] == ["TYPE", "REASON"]
     reasons = [line.split()[1] for line in lines[2:] if line[:1].strip()]
@@ -43,8 +44,10 @@ async def test_describe_shows_the_events_of_the_job_and_its_runner_only(
     assert ours == ["RunnerFailed", "SuccessfulCreate", "Admitted"]
     assert set(reasons) - set(ours) <= {"Suspended"}  # the Job controller's, about the Job
     assert "NotMine" not in out
-    assert "SyncJob/described" in out and "Job/described-run" in out
+    assert "SyncJob/described" in out
+    assert "Job/described-run" in out
     assert "Warning" in lines[2]
 
     quiet = await ok(kubectl_env, "describe", "someone-else", "-n", namespace)
-    assert "NotMine" in quiet and "Admitted" not in quiet
+    assert "NotMine" in quiet
+    assert "Admitted" not in quiet
