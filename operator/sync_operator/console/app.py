@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,22 +28,32 @@ from sync_operator.console.access import AccessReviewer, Attributes
 from sync_operator.console.actions import Action, ActionRequest, ItemResult, apply
 from sync_operator.console.handover import HANDOVER_SECONDS, Handover
 from sync_operator.console.history import (
+    MAX_PAGE,
     AuditFilter,
     AuditRow,
+    Bucket,
     History,
     HistoryFilter,
     HistoryRow,
     Page,
+    ThroughputPoint,
+    TimelineRun,
     TypeStats,
 )
 from sync_operator.console.identity import TokenReviewer, User
 from sync_operator.console.live import LiveJobs
+from sync_operator.console.schedules import ScheduleChange, change, schedules
 from sync_operator.console.settings import ConsoleSettings
 from sync_operator.console.sse import stream
-from sync_operator.kube import KubeClient
+from sync_operator.kube import ApiError, KubeClient
 from sync_operator.kube.config import Connection
+from sync_operator.kube.events import EventView, events_about
+from sync_operator.kube.resources import JOBS
 
 COOKIE = "sync_console_session"
+# How far back the throughput chart looks when the browser does not say.
+THROUGHPUT_WINDOW = {"minute": timedelta(hours=2), "hour": timedelta(days=2),
+                     "day": timedelta(days=30)}
 STATIC = Path(__file__).resolve().parent / "static"
 # The buttons the browser may show, and the question each one asks.
 CONTROLS: dict[str, Attributes] = {
@@ -266,5 +276,55 @@ def create_app(console: Console) -> FastAPI:
     async def analytics(namespace: str, who: Annotated[Caller, Depends(reader)],
                         since: datetime | None = None) -> list[TypeStats]:
         return await mirror().stats(namespace, since)
+
+    @app.get("/api/v1/namespaces/{namespace}/analytics/throughput")
+    async def throughput(namespace: str, who: Annotated[Caller, Depends(reader)],
+                         since: datetime | None = None, bucket: Bucket = "hour"
+                         ) -> list[ThroughputPoint]:
+        start = since or datetime.now(UTC) - THROUGHPUT_WINDOW[bucket]
+        return await mirror().throughput(namespace, start, bucket)
+
+    @app.get("/api/v1/namespaces/{namespace}/analytics/timeline")
+    async def timeline(namespace: str, who: Annotated[Caller, Depends(reader)],
+                       limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50
+                       ) -> list[TimelineRun]:
+        return await mirror().timeline(namespace, limit)
+
+    @app.get("/api/v1/namespaces/{namespace}/syncjobs/{name}/events")
+    async def job_events(namespace: str, name: str, who: Annotated[Caller, Depends(reader)]
+                         ) -> list[EventView]:
+        """The newest Events about the job and its runner Job, read as the user."""
+        await console.live.ready.wait()
+        found = console.live.job(namespace, name)
+        if found is None:
+            raise HTTPException(404, f'syncjobs.sync.jobcontrol.io "{name}" not found')
+        async with console.as_user(who.token) as client:
+            uids = [str(found["metadata"]["uid"])]
+            runner_name = (found.get("status") or {}).get("jobRef")
+            try:
+                runner = runner_name and await client.get_or_none(JOBS, runner_name, namespace)
+                if runner:
+                    uids.append(str(runner["metadata"]["uid"]))
+                return await events_about(client, namespace, uids)
+            except ApiError as err:
+                raise HTTPException(err.status, err.message) from err
+
+    @app.get("/api/v1/namespaces/{namespace}/syncschedules")
+    async def list_schedules(namespace: str, who: Annotated[Caller, Depends(caller)]
+                             ) -> list[dict[str, Any]]:
+        async with console.as_user(who.token) as client:
+            try:
+                return await schedules(client, namespace)
+            except ApiError as err:
+                raise HTTPException(err.status, err.message) from err
+
+    @app.patch("/api/v1/namespaces/{namespace}/syncschedules/{name}")
+    async def change_schedule(namespace: str, name: str, body: ScheduleChange,
+                              who: Annotated[Caller, Depends(caller)]) -> dict[str, Any]:
+        async with console.as_user(who.token) as client:
+            try:
+                return await change(client, namespace, name, body)
+            except ApiError as err:
+                raise HTTPException(err.status, err.message) from err
 
     return app

@@ -9,7 +9,7 @@ checks that first); users never get database credentials.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
@@ -43,6 +43,7 @@ class HistoryFilter(BaseModel):
 class AuditFilter(BaseModel):
     model_config = ConfigDict(frozen=True)
 
+    uid: str | None = Field(default=None, description="one job's story (the job view)")
     action: str | None = None
     user: str | None = None
     search: str | None = None
@@ -74,6 +75,30 @@ class AuditRow(BaseModel):
     user: str
     at: datetime
     phase: str | None
+
+
+Bucket = Literal["minute", "hour", "day"]
+
+
+class ThroughputPoint(BaseModel):
+    """Runs of one type that finished in one time bucket, by outcome."""
+
+    bucket: datetime
+    job_type: str
+    succeeded: int
+    failed: int
+    cancelled: int
+
+
+class TimelineRun(BaseModel):
+    """One recent run, for the timeline: when it started and ended (or runs still)."""
+
+    name: str
+    job_type: str
+    phase: str
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
 
 
 class TypeStats(BaseModel):
@@ -138,12 +163,11 @@ class History:
             completed_at=r["completed_at"], deleted_at=r["deleted_at"],
             error=r["error_message"]) for r in rows]
 
-    async def audit(self, namespace: str, where: AuditFilter, page: Page,
-                    uid: str | None = None) -> list[AuditRow]:
+    async def audit(self, namespace: str, where: AuditFilter, page: Page) -> list[AuditRow]:
         a = SyncJobAuditLog
         query = select(a.job_name, a.namespace, a.job_uid, a.action, a.performed_by,
                        a.performed_at, a.phase).where(a.namespace == namespace)
-        query = _narrowed(query, equal={a.job_uid: uid, a.action: where.action,
+        query = _narrowed(query, equal={a.job_uid: where.uid, a.action: where.action,
                                         a.performed_by: where.user},
                           name=a.job_name, search=where.search, at=a.performed_at,
                           since=where.since, until=where.until)
@@ -169,3 +193,29 @@ class History:
                           duration_p50_seconds=None if r[3] is None else float(r[3]),
                           duration_p95_seconds=None if r[4] is None else float(r[4]))
                 for r in await self._all(query)]
+
+    async def throughput(self, namespace: str, since: datetime, bucket: Bucket = "hour"
+                         ) -> list[ThroughputPoint]:
+        """Finished runs per `bucket` and type since `since`, oldest first (empty buckets
+        are left out: the chart draws them as zero)."""
+        c = SyncJobControl
+        start = func.date_trunc(bucket, c.completed_at).label("bucket")
+        query = (select(start, c.job_type,
+                        func.count().filter(c.status == "Succeeded"),
+                        func.count().filter(c.status == "Failed"),
+                        func.count().filter(c.status == "Cancelled"))
+                 .where(c.namespace == namespace, c.status.in_(FINISHED),
+                        c.completed_at >= since)
+                 .group_by(start, c.job_type).order_by(start, c.job_type))
+        return [ThroughputPoint(bucket=r[0], job_type=r[1], succeeded=r[2], failed=r[3],
+                                cancelled=r[4]) for r in await self._all(query)]
+
+    async def timeline(self, namespace: str, limit: int = 50) -> list[TimelineRun]:
+        """The most recently created runs, newest first."""
+        c = SyncJobControl
+        query = (select(c.job_name, c.job_type, c.status, c.created_at, c.started_at,
+                        c.completed_at)
+                 .where(c.namespace == namespace)
+                 .order_by(c.created_at.desc(), c.id.desc()).limit(limit))
+        return [TimelineRun(name=r[0], job_type=r[1], phase=r[2], created_at=r[3],
+                            started_at=r[4], completed_at=r[5]) for r in await self._all(query)]
