@@ -74,6 +74,9 @@ class LocalCluster:
     kubelet_args: list[str] = field(default_factory=list)
     etcd_port: int = field(default_factory=free_port)
     apiserver_port: int = field(default_factory=free_port)
+    # The kubelet's log endpoint (pods/log); the same across kubelet restarts, as the
+    # Node reports it and the API server dials it.
+    kubelet_port: int = field(default_factory=free_port)
     tokens: dict[str, str] = field(default_factory=dict)
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
     startup_seconds: float = 0.0
@@ -124,6 +127,12 @@ class LocalCluster:
             # at their endpoints (pod IPs): there is no kube-proxy to route a ClusterIP.
             "--enable-aggregator-routing=true",
             f"--cert-dir={self.root / 'apiserver-certs'}",
+            # pods/log: the API server calls the kubelet at the Node's InternalIP, with a
+            # client certificate, and verifies the kubelet's serving certificate.
+            f"--kubelet-client-certificate={self.pki.kubelet_client_cert}",
+            f"--kubelet-client-key={self.pki.kubelet_client_key}",
+            f"--kubelet-certificate-authority={self.pki.ca_cert}",
+            "--kubelet-preferred-address-types=InternalIP",
             "--profiling=false",
             "--v=1",
         ], logs / "kube-apiserver.log")
@@ -167,11 +176,15 @@ class LocalCluster:
             sys.executable, "-m", "testkit.kubelet",
             "--kubeconfig", str(config), "--node-name", NODE_NAME,
             "--state-dir", str(self.root / "kubelet"), "--images", str(images),
+            "--port", str(self.kubelet_port), "--tls-cert-file", str(self.pki.kubelet_cert),
+            "--tls-private-key-file", str(self.pki.kubelet_key),
+            "--client-ca-file", str(self.pki.ca_cert),
             *self.kubelet_args,
         ], self.root / "logs" / "kubelet.log", env=dict(os.environ))
         kubelet.start()
         self.processes["process-kubelet"] = kubelet
-        wait_until(lambda: self._alive(kubelet) and self._node_ready(), 30, "process kubelet")
+        wait_until(lambda: self._alive(kubelet) and self._node_ready()
+                   and port_open(self.kubelet_port), 30, "process kubelet")
 
     def restart_apiserver(self, down_seconds: float = 0.0) -> None:
         """Stop kube-apiserver (SIGTERM), wait, start it again on the same port.

@@ -7,7 +7,8 @@ local process (the image name maps to a local entrypoint through a table),
 reports pod phase and container statuses with exit codes so the real Job
 controller completes, retries or fails Jobs, and on pod deletion sends SIGTERM,
 then SIGKILL after terminationGracePeriodSeconds. Each container's output goes
-to a log file under the state directory.
+to a log file under the state directory, which an HTTPS endpoint serves to the API
+server for pods/log (testkit.kubelet_server) when the kubelet is given a --port.
 
 A pod gets what a container would (testkit.podvolumes, containers, podnet, probes): an
 IP of its own on the loopback range, reported in its status (so Endpoints list it);
@@ -63,6 +64,7 @@ import aiohttp
 from sync_operator.kube import ApiError, KubeClient, load_connection
 from sync_operator.kube.resources import CONFIGMAPS, LEASES, NODES, PODS, SECRETS
 from testkit.containers import IsolationUnavailableError, identity, launch_argv
+from testkit.kubelet_server import LogServer, ServerTls
 from testkit.podnet import PodIPs
 from testkit.podvolumes import PodVolumes, VolumeNotReadyError
 from testkit.probes import Probe
@@ -272,8 +274,9 @@ class PodRun:
 
 class ProcessKubelet:
     def __init__(self, client: KubeClient, node_name: str, state_dir: Path,
-                 images: dict[str, list[str]]) -> None:
+                 images: dict[str, list[str]], port: int | None = None) -> None:
         self.client = client
+        self.port = port  # of the log endpoint, reported on the Node (None: no endpoint)
         self.node_name = node_name
         self.state_dir = state_dir
         self.images = images
@@ -309,7 +312,16 @@ class ProcessKubelet:
                          "kernelVersion": os.uname().release, "osImage": "local",
                          "kubeProxyVersion": "", "machineID": "", "systemUUID": "",
                          "bootID": ""},
+            **({"daemonEndpoints": {"kubeletEndpoint": {"Port": self.port}}}
+               if self.port else {}),
         }
+
+    def container_running(self, namespace: str, name: str, container: str) -> bool:
+        """Whether that container runs now (how long a log follow lasts)."""
+        return any(c.name == container and c.started_at is not None and c.exit_code is None
+                   for run in self.pods.values()
+                   if run.namespace == namespace and run.name == name
+                   for c in self._all(run))
 
     async def register_node(self) -> None:
         node = {"apiVersion": "v1", "kind": "Node",
@@ -1107,7 +1119,15 @@ async def amain(args: argparse.Namespace) -> None:
     images = json.loads(Path(args.images).read_text()) if args.images else {}
     async with KubeClient(load_connection(args.kubeconfig), qps=args.qps,
                           burst=args.burst) as client:
-        kubelet = ProcessKubelet(client, args.node_name, Path(args.state_dir), images)
+        state_dir = Path(args.state_dir)
+        kubelet = ProcessKubelet(client, args.node_name, state_dir, images, args.port)
+        server = None
+        if args.port:
+            server = LogServer(state_dir / "logs", kubelet.container_running, port=args.port,
+                               tls=ServerTls(Path(args.tls_cert_file),
+                                             Path(args.tls_private_key_file),
+                                             Path(args.client_ca_file)))
+            await server.start()
         await kubelet.register_node()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -1119,6 +1139,8 @@ async def amain(args: argparse.Namespace) -> None:
         await stop.wait()
         for t in tasks:
             t.cancel()
+        if server is not None:
+            await server.close()
         await kubelet.shutdown()
 
 
@@ -1131,6 +1153,11 @@ def main() -> None:
     parser.add_argument("--qps", type=float, default=50.0,
                         help="API requests per second (the client's limiter)")
     parser.add_argument("--burst", type=int, default=100)
+    parser.add_argument("--port", type=int, help="HTTPS port of the log endpoint, for the "
+                        "API server's pods/log (needs the three TLS files)")
+    parser.add_argument("--tls-cert-file", help="the endpoint's serving certificate")
+    parser.add_argument("--tls-private-key-file")
+    parser.add_argument("--client-ca-file", help="CA of the API server's client certificate")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     asyncio.run(amain(parser.parse_args()))
 

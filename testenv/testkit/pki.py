@@ -6,6 +6,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from testkit.kubelet_server import APISERVER_CLIENT
+
 
 def _openssl(*args: str) -> None:
     subprocess.run(["openssl", *args], check=True, capture_output=True)
@@ -13,7 +15,8 @@ def _openssl(*args: str) -> None:
 
 @dataclass(frozen=True)
 class Pki:
-    """A CA, a serving cert for 127.0.0.1 signed by it, and the ServiceAccount key pair."""
+    """A CA, serving certs for 127.0.0.1 signed by it (the API server's, the kubelet's),
+    the API server's client cert for the kubelet, and the ServiceAccount key pair."""
 
     dir: Path
 
@@ -34,6 +37,24 @@ class Pki:
         return self.dir / "apiserver.key"
 
     @property
+    def kubelet_cert(self) -> Path:
+        """The process kubelet's serving certificate (its log endpoint, for pods/log)."""
+        return self.dir / "kubelet.crt"
+
+    @property
+    def kubelet_key(self) -> Path:
+        return self.dir / "kubelet.key"
+
+    @property
+    def kubelet_client_cert(self) -> Path:
+        """What kube-apiserver shows the kubelet (--kubelet-client-certificate)."""
+        return self.dir / "apiserver-kubelet-client.crt"
+
+    @property
+    def kubelet_client_key(self) -> Path:
+        return self.dir / "apiserver-kubelet-client.key"
+
+    @property
     def sa_key(self) -> Path:
         return self.dir / "sa.key"
 
@@ -51,6 +72,12 @@ class Pki:
             self.issue(self.serving_cert, self.serving_key, "kube-apiserver",
                        ["IP:127.0.0.1", "DNS:localhost", "DNS:kubernetes",
                         "DNS:kubernetes.default.svc"])
+        if not self.kubelet_cert.exists():  # for the address its Node reports
+            self.issue(self.kubelet_cert, self.kubelet_key, "process-kubelet",
+                       ["IP:127.0.0.1", "DNS:localhost"])
+        if not self.kubelet_client_cert.exists():
+            self.issue(self.kubelet_client_cert, self.kubelet_client_key, APISERVER_CLIENT,
+                       ["DNS:kube-apiserver"])
         if not self.sa_key.exists():
             _openssl("genrsa", "-out", str(self.sa_key), "2048")
             _openssl("rsa", "-in", str(self.sa_key), "-pubout", "-out", str(self.sa_pub))

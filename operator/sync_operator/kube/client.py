@@ -8,12 +8,14 @@ Each request carries the bearer token its connection's source gives now (a rotat
 file, an exec plugin: kube.credentials); a 401 fetches a fresh one and tries once more.
 LISTs are paged (`limit`/`continue`, 500 a page, as client-go's pager), so one LIST
 of ten thousand objects is not one response of hundreds of megabytes; `list_kept` also
-cuts each page down to what the caller keeps as it arrives.
+cuts each page down to what the caller keeps as it arrives. `stream` reads a body as
+bytes while it comes (pods/log with follow).
 """
 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
@@ -262,6 +264,32 @@ class KubeClient:
                         continue
                     event = json.loads(line)
                     yield str(event["type"]), _body(event["object"])
+
+
+    @contextlib.asynccontextmanager
+    async def stream(self, path: str, params: Mapping[str, str] | None = None
+                     ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """GET `path` and yield its body's chunks as they arrive, with no time limit on
+        reading (a followed log lasts as long as its container). A refusal is raised as
+        ApiError on entering, before anything is read."""
+        for attempt in (1, 2):
+            await self._limiter.acquire()
+            self.requests += 1
+            headers = {"Accept": "application/json, */*", **await self._auth()}
+            resp = await self._session.get(path, params=params, headers=headers,
+                                           timeout=aiohttp.ClientTimeout(
+                                               total=None, sock_connect=self._timeout))
+            if resp.status == 401 and attempt == 1 and "Authorization" in headers:
+                resp.release()
+                self._tokens.invalidate()
+                continue
+            break
+        try:
+            if resp.status >= 400:
+                await _payload(resp)
+            yield resp.content.iter_any()
+        finally:
+            resp.close()  # a stream left mid-way is not a connection to reuse
 
 
 async def _payload(resp: aiohttp.ClientResponse) -> Obj:
