@@ -8,12 +8,11 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from console_helpers import ConsoleUnderTest
+from console_helpers import ConsoleUnderTest, let_read_events
 
 from sync_operator.api import SYNCSCHEDULES
 from sync_operator.api.common import API_VERSION, SYNCJOBS
 from sync_operator.kube import KubeClient
-from sync_operator.kube.resources import ROLEBINDINGS, ROLES
 from testkit.syncjobs import syncjob, wait_phase
 from testkit.waiting import eventually
 
@@ -21,28 +20,11 @@ pytestmark = pytest.mark.cluster
 QUICK = {"task": "demo", "items": 5, "unitSeconds": 0.05}
 
 
-async def _let_alice_read_events(kube: KubeClient, namespace: str) -> None:
-    """What the built-in `edit` role gives her in a real cluster, and carol here lacks."""
-    await kube.create(ROLES, {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-        "metadata": {"name": "alice-events"},
-        "rules": [{"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
-                  {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get"]}]},
-        namespace)
-    await kube.create(ROLEBINDINGS, {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": "alice-events"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                    "name": "alice-events"},
-        "subjects": [{"kind": "User", "name": "alice",
-                      "apiGroup": "rbac.authorization.k8s.io"}]}, namespace)
-
-
 async def test_the_job_view_and_analytics_tell_each_run_and_who_did_what(
         console: ConsoleUnderTest, kube: KubeClient, start_operator: Any,
         database_url: str) -> None:
     ns = console.namespace
-    await _let_alice_read_events(kube, ns)
+    await let_read_events(kube, ns, "alice")
     start_operator(database_url=database_url)
     await kube.create(SYNCJOBS, syncjob("viewed", "quran", params=QUICK), ns)
     await kube.create(SYNCJOBS, syncjob("stopped", "prayer", params=QUICK, paused=True), ns)

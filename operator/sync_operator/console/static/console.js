@@ -7,7 +7,7 @@ const api = (path, options = {}) => fetch(`/api/v1${path}`, {
   credentials: "same-origin", headers: {"Content-Type": "application/json"}, ...options});
 
 const state = {namespace: "", jobs: new Map(), access: {}, selected: new Set(), stream: null,
-               historyPage: 0};
+               historyPage: 0, detail: null, detailVersion: null, detailFetched: 0};
 
 function ns() { return encodeURIComponent(state.namespace); }
 
@@ -63,6 +63,7 @@ function render() {
   }
   for (const name of rows.keys()) if (!state.jobs.has(name)) rows.delete(name);
   body.replaceChildren(...shown);
+  if (state.detail) renderDetail();
 }
 
 function buildRow(job) {
@@ -80,20 +81,18 @@ function buildRow(job) {
       showBulk();
     });
     row.insertCell().append(pick);
-    cell(row, name).className = "name";
+    const link = document.createElement("a");
+    link.href = `#job/${encodeURIComponent(name)}`;
+    link.textContent = name;
+    link.addEventListener("click", (e) => { e.preventDefault(); openDetail(name); });
+    const nameCell = row.insertCell();
+    nameCell.className = "name";
+    nameCell.append(link);
     cell(row, job.spec.jobType);
     cell(row, phase).className = "phase";
-    const bar = document.createElement("span");
-    bar.className = "bar";
-    const fill = document.createElement("span");
-    const percent = p.percent ?? (p.total ? Math.floor(100 * (p.done || 0) / p.total) : 0);
-    fill.style.width = `${percent}%`;
-    bar.append(fill);
     const progress = row.insertCell();
     progress.className = "progress";
-    progress.dataset.done = p.done ?? "";
-    progress.dataset.total = p.total ?? "";
-    progress.append(bar, ` ${percent}%` + (p.total ? ` ${p.done || 0}/${p.total}` : ""));
+    showProgress(progress, p);
     cell(row, eta(p.etaSeconds));
     const prio = row.insertCell();
     if (state.access.priority && !["Succeeded", "Failed", "Cancelled"].includes(phase)) {
@@ -103,19 +102,126 @@ function buildRow(job) {
     } else {
       prio.textContent = job.spec.priority ?? 5;
     }
-    const actions = row.insertCell();
-    const finished = ["Succeeded", "Failed", "Cancelled"].includes(phase);
-    if (!finished && state.access.pause && !job.spec.paused)
-      actions.append(button("pause", () => act(name, "pause")));
-    if (!finished && state.access.resume && job.spec.paused)
-      actions.append(button("resume", () => act(name, "resume")));
-    if (!finished && state.access.cancel && !job.spec.cancel)
-      actions.append(button("cancel", () => confirm(`Cancel ${name}? This cannot be undone.`)
-        && act(name, "cancel")));
-    if (state.access.delete)
-      actions.append(button("delete", () => confirm(`Delete ${name}?`) && act(name, "delete")));
+    row.insertCell().append(...controls(job));
     return row;
   }
+}
+
+// A bar, the percent and done/total; the cell keeps done/total in data attributes.
+function showProgress(el, p) {
+  const bar = document.createElement("span");
+  bar.className = "bar";
+  const fill = document.createElement("span");
+  const percent = p.percent ?? (p.total ? Math.floor(100 * (p.done || 0) / p.total) : 0);
+  fill.style.width = `${percent}%`;
+  bar.append(fill);
+  el.dataset.done = p.done ?? "";
+  el.dataset.total = p.total ?? "";
+  el.replaceChildren(bar, ` ${percent}%` + (p.total ? ` ${p.done || 0}/${p.total}` : ""));
+}
+
+// The buttons this user may use on this job now (the table's and the job view's).
+function controls(job) {
+  const name = job.metadata.name, phase = (job.status || {}).phase || "Pending";
+  const finished = ["Succeeded", "Failed", "Cancelled"].includes(phase), out = [];
+  if (!finished && state.access.pause && !job.spec.paused)
+    out.push(button("pause", () => act(name, "pause")));
+  if (!finished && state.access.resume && job.spec.paused)
+    out.push(button("resume", () => act(name, "resume")));
+  if (!finished && state.access.cancel && !job.spec.cancel)
+    out.push(button("cancel", () => confirm(`Cancel ${name}? This cannot be undone.`)
+      && act(name, "cancel")));
+  if (state.access.delete)
+    out.push(button("delete", () => confirm(`Delete ${name}?`) && act(name, "delete")));
+  return out;
+}
+
+// -- the job view: detail, conditions, Events, audit trail, logs ------------------------
+
+function openDetail(name) {
+  state.detail = name;
+  state.detailVersion = null;
+  state.detailFetched = 0;
+  $("#detail").hidden = false;
+  $("#d-logs").textContent = "";
+  renderDetail();
+  loadLogs();
+}
+
+function closeDetail() {
+  state.detail = null;
+  $("#detail").hidden = true;
+}
+
+function fact(list, label, value) {
+  if (value == null || value === "") return;
+  const dt = document.createElement("dt"), dd = document.createElement("dd");
+  dt.textContent = label;
+  dd.textContent = value;
+  list.append(dt, dd);
+}
+
+function renderDetail() {
+  const job = state.detail && state.jobs.get(state.detail);
+  if (!job) { if (state.detail) $("#d-phase").textContent = "deleted"; return; }
+  const st = job.status || {}, spec = job.spec, p = st.progress || {};
+  $("#d-name").textContent = job.metadata.name;
+  $("#d-phase").textContent = st.phase || "Pending";
+  $("#detail").dataset.phase = st.phase || "Pending";
+  $("#d-controls").replaceChildren(...controls(job));
+  showProgress($("#d-progress"), p);
+  const facts = $("#d-facts");
+  facts.replaceChildren();
+  fact(facts, "type", spec.jobType);
+  fact(facts, "priority", spec.priority ?? 5);
+  fact(facts, "params", JSON.stringify(spec.params || {}));
+  fact(facts, "ETA", eta(p.etaSeconds));
+  fact(facts, "progress message", p.message);
+  const cp = st.checkpoint;
+  fact(facts, "checkpoint", cp && cp.done != null ? `${cp.done} done, saved ${when(cp.savedAt)}` : "none");
+  fact(facts, "attempts", st.attempts ?? 0);
+  fact(facts, "runner Job", st.jobRef);
+  fact(facts, "created", when(job.metadata.creationTimestamp));
+  fact(facts, "started", when(st.startedAt));
+  fact(facts, "completed", when(st.completedAt));
+  fact(facts, "error", st.error);
+  fill("#d-conditions", (st.conditions || []).map((c) => [c.type, c.status, c.reason, c.message,
+    when(c.lastTransitionTime)]));
+  // Events and the audit trail change with the job: fetch again when it changed, at
+  // most every two seconds.
+  const version = job.metadata.resourceVersion;
+  if (version !== state.detailVersion && Date.now() - state.detailFetched > 2000) {
+    state.detailVersion = version;
+    state.detailFetched = Date.now();
+    loadJobStory(job);
+  }
+}
+
+async function loadJobStory(job) {
+  const name = encodeURIComponent(job.metadata.name);
+  const [events, audit] = await Promise.all([
+    api(`/namespaces/${ns()}/syncjobs/${name}/events`),
+    api(`/namespaces/${ns()}/audit?uid=${encodeURIComponent(job.metadata.uid)}&limit=100`)]);
+  if (events.ok) {
+    fill("#d-events", (await events.json()).map((e) => [e.type, e.reason,
+      when(e.last_seen) + (e.count > 1 ? ` (×${e.count})` : ""), e.object, e.message]));
+    $("#d-events-note").textContent = "";
+  } else {
+    fill("#d-events", []);
+    $("#d-events-note").textContent = (await events.json()).detail;
+  }
+  fill("#d-audit", audit.ok ? (await audit.json()).map((r) => [when(r.at), r.action, r.user,
+    r.phase]) : []);
+}
+
+async function loadLogs() {
+  if (!state.detail || !state.access.logs) return;
+  const resp = await api(`/namespaces/${ns()}/syncjobs/${encodeURIComponent(state.detail)}/logs?tailLines=200`);
+  const text = await resp.text();
+  let shown = text;
+  if (!resp.ok) { try { shown = JSON.parse(text).detail; } catch { /* plain text */ } }
+  $("#d-logs").textContent = shown;
+  $("#d-logs").classList.toggle("error", !resp.ok);
 }
 
 function prioritySelect(current) {
@@ -218,6 +324,163 @@ async function loadAnalytics() {
   fill("#analytics", rows.map((r) => [r.job_type, r.finished,
     r.success_rate == null ? "" : `${Math.round(100 * r.success_rate)}%`,
     secs(r.duration_p50_seconds), secs(r.duration_p95_seconds)]));
+  await Promise.all([loadThroughput(), loadTimeline()]);
+}
+
+// -- the schedule manager ---------------------------------------------------------------
+
+function input(value, attrs = {}) {
+  const el = document.createElement("input");
+  Object.assign(el, attrs);
+  if (el.type === "checkbox") el.checked = Boolean(value); else el.value = value ?? "";
+  el.disabled = !state.access.schedules;
+  return el;
+}
+
+async function loadSchedules() {
+  const resp = await api(`/namespaces/${ns()}/syncschedules`);
+  const body = await resp.json();
+  $("#s-message").textContent = resp.ok ? "" : body.detail;
+  $("#s-message").className = resp.ok ? "" : "error";
+  const tbody = $("#schedules tbody");
+  tbody.replaceChildren();
+  for (const sched of resp.ok ? body : []) {
+    const spec = sched.spec, st = sched.status || {}, name = sched.metadata.name;
+    const row = tbody.insertRow();
+    row.dataset.name = name;
+    cell(row, name);
+    cell(row, spec.jobType);
+    const fields = {
+      schedule: input(spec.schedule, {size: 14}),
+      timeZone: input(spec.timeZone || "UTC", {size: 14}),
+      priority: input(spec.priority ?? 5, {type: "number", min: 1, max: 10}),
+      maxConcurrency: input(spec.maxConcurrency ?? 1, {type: "number", min: 1, max: 100}),
+      suspend: input(spec.suspend, {type: "checkbox"}),
+    };
+    for (const [key, el] of Object.entries(fields)) {
+      el.dataset.field = key;
+      row.insertCell().append(el);
+    }
+    cell(row, when(st.lastScheduleTime));
+    cell(row, spec.suspend ? "suspended" : when(st.nextScheduleTime));
+    cell(row, st.activeCount ?? (st.active || []).length);
+    const save = button("save", () => saveSchedule(name, fields));
+    save.hidden = !state.access.schedules;
+    row.insertCell().append(save);
+  }
+}
+
+async function saveSchedule(name, fields) {
+  const change = {schedule: fields.schedule.value.trim(), timeZone: fields.timeZone.value.trim(),
+                  priority: Number(fields.priority.value),
+                  maxConcurrency: Number(fields.maxConcurrency.value),
+                  suspend: fields.suspend.checked};
+  const resp = await api(`/namespaces/${ns()}/syncschedules/${encodeURIComponent(name)}`,
+                         {method: "PATCH", body: JSON.stringify(change)});
+  const body = await resp.json();
+  const detail = Array.isArray(body.detail)
+    ? body.detail.map((e) => `${e.loc.slice(1).join(".")}: ${e.msg}`).join("; ") : body.detail;
+  $("#s-message").textContent = resp.ok ? `${name}: saved` : `${name}: ${detail}`;
+  $("#s-message").className = resp.ok ? "" : "error";
+  if (resp.ok) loadSchedules();
+}
+
+// -- charts (plain SVG) -----------------------------------------------------------------
+
+const SVG = "http://www.w3.org/2000/svg";
+const TYPE_COLORS = {quran: "#2563eb", prayer: "#16a34a", hadith: "#9333ea", audio: "#ea580c",
+                     finance: "#0891b2"};
+const PHASE_COLORS = {Succeeded: "#16a34a", Failed: "#dc2626", Cancelled: "#6b7280",
+                      Running: "#2563eb", Paused: "#d97706", Queued: "#94a3b8"};
+
+function svg(tag, attrs = {}, title = "") {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  if (title) { const t = document.createElementNS(SVG, "title"); t.textContent = title; el.append(t); }
+  return el;
+}
+
+const BUCKET_MS = {minute: 60e3, hour: 3600e3, day: 86400e3};
+
+async function loadThroughput() {
+  const bucket = $("#t-bucket").value;
+  const resp = await api(`/namespaces/${ns()}/analytics/throughput?bucket=${bucket}`);
+  const points = resp.ok ? await resp.json() : [];
+  const step = BUCKET_MS[bucket], totals = new Map(), types = new Set();
+  for (const p of points) {
+    const t = Date.parse(p.bucket);
+    types.add(p.job_type);
+    if (!totals.has(t)) totals.set(t, {});
+    totals.get(t)[p.job_type] = p.succeeded + p.failed + p.cancelled;
+  }
+  const chart = $("#throughput");
+  if (!points.length) { chart.textContent = "no finished runs in this window"; return; }
+  const first = Math.min(...totals.keys()), last = Math.max(...totals.keys());
+  const buckets = [];
+  for (let t = first; t <= last; t += step) buckets.push(t);
+  const max = Math.max(...buckets.map((t) => Object.values(totals.get(t) || {}).reduce((a, b) => a + b, 0)));
+  const width = 720, height = 180, left = 40, barW = Math.max(2, (width - left) / buckets.length - 2);
+  const out = svg("svg", {viewBox: `0 0 ${width} ${height + 40}`, width, height: height + 40});
+  out.append(svg("text", {x: 0, y: 12, class: "axis"}), svg("line", {x1: left, y1: height, x2: width, y2: height, class: "axis"}));
+  out.firstChild.textContent = String(max);
+  buckets.forEach((t, i) => {
+    let y = height;
+    for (const type of [...types].sort()) {
+      const n = (totals.get(t) || {})[type] || 0;
+      if (!n) continue;
+      const h = (height - 10) * n / max;
+      y -= h;
+      out.append(svg("rect", {x: left + i * (barW + 2), y, width: barW, height: h,
+                              fill: TYPE_COLORS[type] || "#64748b", "data-type": type, "data-count": n},
+                     `${new Date(t).toLocaleString()} · ${type}: ${n}`));
+    }
+  });
+  const label = (t) => new Date(t).toLocaleString([], bucket === "day" ? {month: "short", day: "numeric"} : {hour: "2-digit", minute: "2-digit"});
+  out.append(svg("text", {x: left, y: height + 14, class: "axis"}), svg("text", {x: width, y: height + 14, class: "axis", "text-anchor": "end"}));
+  out.children[out.children.length - 2].textContent = label(first);
+  out.lastChild.textContent = label(last);
+  let lx = left;
+  for (const type of [...types].sort()) {
+    out.append(svg("rect", {x: lx, y: height + 24, width: 10, height: 10, fill: TYPE_COLORS[type] || "#64748b"}));
+    const text = svg("text", {x: lx + 14, y: height + 33, class: "axis"});
+    text.textContent = type;
+    out.append(text);
+    lx += 90;
+  }
+  chart.replaceChildren(out);
+}
+
+async function loadTimeline() {
+  const resp = await api(`/namespaces/${ns()}/analytics/timeline?limit=40`);
+  const runs = resp.ok ? (await resp.json()).reverse() : [];
+  const chart = $("#timeline");
+  if (!runs.length) { chart.textContent = "no runs yet"; return; }
+  const now = Date.now(), at = (t) => (t ? Date.parse(t) : now);
+  const start = Math.min(...runs.map((r) => at(r.created_at)));
+  const end = Math.max(...runs.map((r) => at(r.completed_at)));
+  const width = 720, left = 190, rowH = 14, span = Math.max(1, end - start);
+  const x = (t) => left + (width - left - 10) * (t - start) / span;
+  const out = svg("svg", {viewBox: `0 0 ${width} ${runs.length * rowH + 20}`, width,
+                          height: runs.length * rowH + 20});
+  runs.forEach((r, i) => {
+    const y = i * rowH;
+    const name = svg("text", {x: 0, y: y + 10, class: "axis"});
+    name.textContent = r.name.length > 28 ? `${r.name.slice(0, 27)}…` : r.name;
+    out.append(name);
+    const began = r.started_at ? at(r.started_at) : at(r.completed_at);
+    out.append(svg("rect", {x: x(at(r.created_at)), y: y + 3, height: rowH - 6, class: "waiting",
+                            width: Math.max(1, x(began) - x(at(r.created_at)))},
+                   `${r.name}: waited ${((began - at(r.created_at)) / 1000).toFixed(1)} s`));
+    if (r.started_at)
+      out.append(svg("rect", {x: x(began), y: y + 1, height: rowH - 2, "data-phase": r.phase,
+                              width: Math.max(2, x(at(r.completed_at)) - x(began)),
+                              fill: PHASE_COLORS[r.phase] || "#64748b"},
+                     `${r.name} (${r.job_type}): ${r.phase}, ran ${((at(r.completed_at) - began) / 1000).toFixed(1)} s`));
+  });
+  const span_s = svg("text", {x: width, y: runs.length * rowH + 14, class: "axis", "text-anchor": "end"});
+  span_s.textContent = `${new Date(start).toLocaleTimeString()} – ${new Date(end).toLocaleTimeString()}`;
+  out.append(span_s);
+  chart.replaceChildren(out);
 }
 
 // -- session and start-up --------------------------------------------------------------
@@ -301,12 +564,16 @@ for (const tab of document.querySelectorAll("nav button")) {
   tab.addEventListener("click", () => {
     for (const t of document.querySelectorAll("nav button")) t.classList.toggle("active", t === tab);
     for (const s of document.querySelectorAll(".tab")) s.hidden = s.id !== `tab-${tab.dataset.tab}`;
-    ({history: loadHistory, audit: loadAudit, analytics: loadAnalytics}[tab.dataset.tab] || (() => {}))();
+    ({history: loadHistory, audit: loadAudit, analytics: loadAnalytics,
+      schedules: loadSchedules}[tab.dataset.tab] || (() => {}))();
   });
 }
 $("#h-go").addEventListener("click", () => { state.historyPage = 0; loadHistory(); });
 $("#h-prev").addEventListener("click", () => { state.historyPage = Math.max(0, state.historyPage - 1); loadHistory(); });
 $("#h-next").addEventListener("click", () => { state.historyPage += 1; loadHistory(); });
 $("#a-go").addEventListener("click", loadAudit);
+$("#d-close").addEventListener("click", closeDetail);
+$("#d-logs-refresh").addEventListener("click", loadLogs);
+$("#t-bucket").addEventListener("change", loadThroughput);
 
 start();
