@@ -112,3 +112,22 @@ async def release_finalizers(client: KubeClient, namespace: str) -> None:
             except ApiError as err:
                 if err.status not in (404, 409):  # gone, or changed: the next list sees
                     raise
+
+
+async def grant_pod_logs(kube: KubeClient, namespace: str, users: list[str], *,
+                         logs: bool = True) -> None:
+    """`users` may find pods in `namespace` and (with `logs`) read their logs: what
+    `kubectl sync logs` needs beyond reading the SyncJob."""
+    name = "pod-logs" if logs else "pods-only"
+    rules: list[dict[str, Any]] = [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]
+    if logs:
+        rules.append({"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]})
+    await kube.create(ROLES, {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                              "metadata": {"name": name}, "rules": rules}, namespace)
+    await kube.create(ROLEBINDINGS, {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "User", "name": u, "apiGroup": "rbac.authorization.k8s.io"}
+                     for u in users]}, namespace)

@@ -20,6 +20,7 @@ from sync_operator.cli.commands import (
     describe,
     history,
     listing,
+    logs,
     schedules,
     watch,
 )
@@ -47,6 +48,7 @@ COMMANDS: dict[str, Command] = {
     "list": Command(listing.run),
     "get": Command(describe.run),
     "describe": Command(describe.describe),
+    "logs": Command(logs.run, logs.check),
     "create": Command(create.run, create.check),
     "pause": Command(control.pause, control.check_targets),
     "resume": Command(control.resume, control.check_targets),

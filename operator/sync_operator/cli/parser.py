@@ -109,6 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
                               "and its runner Job (as kubectl describe does).")
     sub.add_argument("name", metavar="NAME")
 
+    sub = command("logs", "Print a SyncJob's runner output (its newest pod's log, read "
+                          "with your own rights, as kubectl logs does).")
+    sub.add_argument("name", metavar="NAME")
+    sub.add_argument("-f", "--follow", action="store_true",
+                     help="keep printing new output until the runner exits")
+    sub.add_argument("--tail", type=int, default=-1, metavar="N",
+                     help="only the last N lines (default -1: all)")
+
     sub = command("create", "Create a SyncJob.")
     sub.add_argument("job_type", metavar="TYPE", type=job_type,
                      help=f"one of: {', '.join(t.value for t in JobType)}")
