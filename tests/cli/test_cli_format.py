@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 
 from sync_operator.api import Phase, ProgressStatus, SyncJob, SyncSchedule
-from sync_operator.cli import humanize, progressbar, rows
-from sync_operator.cli.bodies import (
+from sync_operator.api.requests import (
     INSTANTIATE_ANNOTATION,
     SCHEDULE_LABEL,
     job_from_schedule,
     manual_job_name,
     new_syncjob,
 )
+from sync_operator.cli import humanize, progressbar, rows
 from sync_operator.cli.errors import UsageError
 from sync_operator.cli.params import parse_params
 from sync_operator.cli.queueview import QueueSpot

@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from sync_operator.api import SYNCJOB, SYNCJOBS, Phase, SyncJob
-from sync_operator.cli.bodies import spec_patch
+from sync_operator.api.requests import spec_patch
 from sync_operator.cli.context import Context
 from sync_operator.cli.errors import EXIT_API_ERROR, EXIT_OK, UsageError, api_error_text
 from sync_operator.cli.objects import UnreadableObjectError, parse_job

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from sync_operator.api import SYNCJOB, SYNCJOBS
-from sync_operator.cli.bodies import new_syncjob
+from sync_operator.api.requests import new_syncjob
 from sync_operator.cli.context import Context
 from sync_operator.cli.errors import EXIT_OK
 from sync_operator.cli.output import done, print_data, print_names

@@ -7,8 +7,8 @@ import argparse
 import sys
 
 from sync_operator.api import SYNCJOB, SYNCJOBS, SYNCSCHEDULE, SYNCSCHEDULES
+from sync_operator.api.requests import job_from_schedule, spec_patch
 from sync_operator.cli import rows, tables
-from sync_operator.cli.bodies import job_from_schedule, spec_patch
 from sync_operator.cli.context import Context
 from sync_operator.cli.errors import EXIT_API_ERROR, EXIT_OK, UsageError, api_error_text
 from sync_operator.cli.objects import parse_schedule, parse_schedules

@@ -1,4 +1,5 @@
-"""The objects and patches the CLI sends: new SyncJobs (by hand or from a schedule), spec patches.
+"""The objects and patches clients send (`kubectl sync` and the console alike): new
+SyncJobs, by hand or from a schedule, and spec patches.
 
 Built as plain dicts and validated only by the API server, so its CRD schema and CEL
 rules stay the one authority on what is allowed.
