@@ -42,6 +42,7 @@ from sync_operator.console.history import (
 )
 from sync_operator.console.identity import TokenReviewer, User
 from sync_operator.console.live import LiveJobs
+from sync_operator.console.logs import logs_router
 from sync_operator.console.schedules import ScheduleChange, change, schedules
 from sync_operator.console.settings import ConsoleSettings
 from sync_operator.console.sse import stream
@@ -153,6 +154,8 @@ def create_app(console: Console) -> FastAPI:
             raise HTTPException(403, f'User "{who.user.name}" cannot list syncjobs in '
                                      f'the namespace "{namespace}"')
         return who
+
+    app.include_router(logs_router(console.as_user, reader))
 
     def mirror() -> History:
         if console.history is None:
