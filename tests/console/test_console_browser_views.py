@@ -1,7 +1,8 @@
 """The console's other views in a real headless Chromium: alice opens a job and reads
-its conditions, checkpoint, Events and audit trail; edits a schedule (and reads the API
-server's refusal of a bad cron); sees throughput and the timeline drawn. carol, who may
-only read jobs, gets no control in the job view and is told she may not read schedules."""
+its conditions, checkpoint, Events and audit trail; creates a job with the form; edits
+a schedule (and reads the API server's refusal of a bad cron) and runs it now; sees
+throughput and the timeline drawn. carol, who may only read jobs, gets no control in
+the job view and is told she may not read schedules."""
 
 from __future__ import annotations
 
@@ -88,6 +89,18 @@ async def test_job_view_schedules_and_charts_as_alice_and_carol(
 
     await asyncio.to_thread(job_view)
 
+    def new_job_form() -> None:
+        driver.find_element(By.CSS_SELECTOR, "#new-job summary").click()
+        driver.find_element(By.ID, "n-name").send_keys("from-form")
+        driver.find_element(By.ID, "n-params").send_keys('{"task": "demo", "items": 3}')
+        driver.find_element(By.ID, "n-paused").click()
+        driver.find_element(By.CSS_SELECTOR, "#new-job-form button").click()
+        until(driver, "the new job listed", lambda d: row(d, "from-form"))
+
+    await asyncio.to_thread(new_job_form)
+    made = await kube.get(SYNCJOBS, "from-form", ns)
+    assert (made["spec"]["jobType"], made["spec"]["paused"]) == ("quran", True)
+
     def schedule_manager() -> None:
         _tab(driver, "schedules")
         cron = until(driver, "the schedule row", lambda d: _schedule_field(d, "nightly",
@@ -103,6 +116,11 @@ async def test_job_view_schedules_and_charts_as_alice_and_carol(
         until(driver, "saved", lambda d: d.find_element(By.ID, "s-message").text
               == "nightly: saved")
         _shot(driver, tmp_path, "console-schedules.png")
+        until(driver, "the run-now button", lambda d: d.find_element(
+            By.CSS_SELECTOR, '#schedules tr[data-name="nightly"] button[data-action="run now"]'
+        )).click()
+        until(driver, "started", lambda d: d.find_element(By.ID, "s-message").text.startswith(
+            "nightly: started nightly-manual-"))
 
     await asyncio.to_thread(schedule_manager)
     spec = (await kube.get(SYNCSCHEDULES, "nightly", ns))["spec"]
@@ -148,5 +166,6 @@ async def test_job_view_schedules_and_charts_as_alice_and_carol(
         _tab(driver, "schedules")
         until(driver, "carol refused the schedules", lambda d: "carol" in d.find_element(
             By.ID, "s-message").text)
+        assert not driver.find_element(By.ID, "new-job").is_displayed()
 
     await asyncio.to_thread(as_carol)

@@ -118,3 +118,48 @@ async def test_the_schedule_manager_changes_schedules_as_the_user(
                                                          ("body", "cron")}
     spec = (await kube.get(SYNCSCHEDULES, "nightly", ns))["spec"]
     assert {k: spec[k] for k in change} == change  # the refusals changed nothing
+
+
+async def test_new_jobs_by_hand_and_from_a_schedule_are_created_as_the_user(
+        console: ConsoleUnderTest, kube: KubeClient) -> None:
+    ns = console.namespace
+    jobs = f"/api/v1/namespaces/{ns}/syncjobs"
+    status, made = await console.call("POST", jobs, "alice", json={
+        "jobType": "finance", "name": "by-hand", "priority": 2, "params": {"items": 3},
+        "paused": True})
+    assert status == 201, made
+    stored = await kube.get(SYNCJOBS, "by-hand", ns)
+    assert {k: stored["spec"][k] for k in ("jobType", "priority", "params", "paused")} == {
+        "jobType": "finance", "priority": 2, "params": {"items": 3}, "paused": True}
+    status, made = await console.call("POST", jobs, "alice", json={"jobType": "audio"})
+    assert status == 201
+    assert made["metadata"]["name"].startswith("audio-")
+
+    status, body = await console.call("POST", jobs, "carol", json={"jobType": "audio"})
+    assert status == 403
+    assert "carol" in body["detail"]
+    status, body = await console.call("POST", jobs, "alice", json={"jobType": "music",
+                                                                   "priority": 0})
+    assert status == 422
+    assert {e["loc"][-1] for e in body["detail"]} == {"jobType", "priority"}
+    status, body = await console.call("POST", jobs, "alice", json={"jobType": "audio",
+                                                                   "name": "Not_A_Name"})
+    assert status == 422  # the API server's own refusal, passed on
+    assert "Not_A_Name" in body["detail"]
+
+    schedule = await kube.create(SYNCSCHEDULES, {
+        "apiVersion": API_VERSION, "kind": "SyncSchedule", "metadata": {"name": "weekly"},
+        "spec": {"jobType": "hadith", "schedule": "0 3 * * 0", "priority": 4,
+                 "jobTemplate": {"params": {"items": 7}}}}, ns)
+    status, body = await console.call("POST", f"/api/v1/namespaces/{ns}/syncschedules/weekly/"
+                                              "trigger", "carol")
+    assert status == 403
+    status, run = await console.call("POST", f"/api/v1/namespaces/{ns}/syncschedules/weekly/"
+                                             "trigger", "alice")
+    assert status == 201, run
+    stored = await kube.get(SYNCJOBS, run["metadata"]["name"], ns)
+    assert stored["metadata"]["name"].startswith("weekly-manual-")
+    assert (stored["spec"]["scheduleRef"], stored["spec"]["priority"],
+            stored["spec"]["params"]) == ("weekly", 4, {"items": 7})
+    assert [o["uid"] for o in stored["metadata"]["ownerReferences"]] == [
+        schedule["metadata"]["uid"]]

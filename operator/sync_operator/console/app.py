@@ -43,6 +43,7 @@ from sync_operator.console.history import (
 from sync_operator.console.identity import TokenReviewer, User
 from sync_operator.console.live import LiveJobs
 from sync_operator.console.logs import logs_router
+from sync_operator.console.new_jobs import NewJob, create, trigger
 from sync_operator.console.schedules import ScheduleChange, change, schedules
 from sync_operator.console.settings import ConsoleSettings
 from sync_operator.console.sse import stream
@@ -157,6 +158,15 @@ def create_app(console: Console) -> FastAPI:
 
     app.include_router(logs_router(console.as_user, reader))
 
+    @contextlib.asynccontextmanager
+    async def speaking_for(who: Caller) -> AsyncIterator[KubeClient]:
+        """A client with the user's own token; the API server's refusal is the answer."""
+        async with console.as_user(who.token) as client:
+            try:
+                yield client
+            except ApiError as err:
+                raise HTTPException(err.status, err.message) from err
+
     def mirror() -> History:
         if console.history is None:
             raise HTTPException(503, "no database: history needs the mirror's PostgreSQL")
@@ -253,6 +263,20 @@ def create_app(console: Console) -> FastAPI:
             raise HTTPException(result.status, result.message)
         return result
 
+    @app.post("/api/v1/namespaces/{namespace}/syncjobs", status_code=201)
+    async def create_job(namespace: str, body: NewJob, who: Annotated[Caller, Depends(caller)]
+                         ) -> dict[str, Any]:
+        """The new-job form: created as the user, judged by the CRD and webhooks."""
+        async with speaking_for(who) as client:
+            return await create(client, namespace, body)
+
+    @app.post("/api/v1/namespaces/{namespace}/syncschedules/{name}/trigger", status_code=201)
+    async def trigger_schedule(namespace: str, name: str,
+                               who: Annotated[Caller, Depends(caller)]) -> dict[str, Any]:
+        """Run a schedule's template now (kubectl sync trigger), as the user."""
+        async with speaking_for(who) as client:
+            return await trigger(client, namespace, name)
+
     @app.post("/api/v1/namespaces/{namespace}/bulk")
     async def bulk(namespace: str, body: ActionRequest,
                    who: Annotated[Caller, Depends(caller)]) -> list[ItemResult]:
@@ -301,33 +325,24 @@ def create_app(console: Console) -> FastAPI:
         found = console.live.job(namespace, name)
         if found is None:
             raise HTTPException(404, f'syncjobs.sync.jobcontrol.io "{name}" not found')
-        async with console.as_user(who.token) as client:
+        async with speaking_for(who) as client:
             uids = [str(found["metadata"]["uid"])]
             runner_name = (found.get("status") or {}).get("jobRef")
-            try:
-                runner = runner_name and await client.get_or_none(JOBS, runner_name, namespace)
-                if runner:
-                    uids.append(str(runner["metadata"]["uid"]))
-                return await events_about(client, namespace, uids)
-            except ApiError as err:
-                raise HTTPException(err.status, err.message) from err
+            runner = runner_name and await client.get_or_none(JOBS, runner_name, namespace)
+            if runner:
+                uids.append(str(runner["metadata"]["uid"]))
+            return await events_about(client, namespace, uids)
 
     @app.get("/api/v1/namespaces/{namespace}/syncschedules")
     async def list_schedules(namespace: str, who: Annotated[Caller, Depends(caller)]
                              ) -> list[dict[str, Any]]:
-        async with console.as_user(who.token) as client:
-            try:
-                return await schedules(client, namespace)
-            except ApiError as err:
-                raise HTTPException(err.status, err.message) from err
+        async with speaking_for(who) as client:
+            return await schedules(client, namespace)
 
     @app.patch("/api/v1/namespaces/{namespace}/syncschedules/{name}")
     async def change_schedule(namespace: str, name: str, body: ScheduleChange,
                               who: Annotated[Caller, Depends(caller)]) -> dict[str, Any]:
-        async with console.as_user(who.token) as client:
-            try:
-                return await change(client, namespace, name, body)
-            except ApiError as err:
-                raise HTTPException(err.status, err.message) from err
+        async with speaking_for(who) as client:
+            return await change(client, namespace, name, body)
 
     return app

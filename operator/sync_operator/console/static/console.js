@@ -337,11 +337,16 @@ function input(value, attrs = {}) {
   return el;
 }
 
-async function loadSchedules() {
+function scheduleMessage(text, error = false) {
+  $("#s-message").textContent = text;
+  $("#s-message").className = error ? "error" : "";
+}
+
+// `message`: what to say once the table is drawn again (a save's outcome).
+async function loadSchedules(message = "") {
   const resp = await api(`/namespaces/${ns()}/syncschedules`);
   const body = await resp.json();
-  $("#s-message").textContent = resp.ok ? "" : body.detail;
-  $("#s-message").className = resp.ok ? "" : "error";
+  scheduleMessage(resp.ok ? message : body.detail, !resp.ok);
   const tbody = $("#schedules tbody");
   tbody.replaceChildren();
   for (const sched of resp.ok ? body : []) {
@@ -366,7 +371,9 @@ async function loadSchedules() {
     cell(row, st.activeCount ?? (st.active || []).length);
     const save = button("save", () => saveSchedule(name, fields));
     save.hidden = !state.access.schedules;
-    row.insertCell().append(save);
+    const run = button("run now", () => triggerSchedule(name));
+    run.hidden = !state.access.create;
+    row.insertCell().append(save, run);
   }
 }
 
@@ -380,9 +387,38 @@ async function saveSchedule(name, fields) {
   const body = await resp.json();
   const detail = Array.isArray(body.detail)
     ? body.detail.map((e) => `${e.loc.slice(1).join(".")}: ${e.msg}`).join("; ") : body.detail;
-  $("#s-message").textContent = resp.ok ? `${name}: saved` : `${name}: ${detail}`;
-  $("#s-message").className = resp.ok ? "" : "error";
-  if (resp.ok) loadSchedules();
+  if (resp.ok) await loadSchedules(`${name}: saved`);
+  else scheduleMessage(`${name}: ${detail}`, true);
+}
+
+async function triggerSchedule(name) {
+  const resp = await api(`/namespaces/${ns()}/syncschedules/${encodeURIComponent(name)}/trigger`,
+                         {method: "POST"});
+  const body = await resp.json();
+  scheduleMessage(resp.ok ? `${name}: started ${body.metadata.name}` : `${name}: ${body.detail}`,
+                  !resp.ok);
+}
+
+// -- new jobs -----------------------------------------------------------------------------
+
+async function createJob() {
+  let params = {};
+  const text = $("#n-params").value.trim();
+  if (text) {
+    try { params = JSON.parse(text); } catch (e) { say(`params: not JSON (${e.message})`, true); return; }
+  }
+  const body = {jobType: $("#n-type").value, priority: Number($("#n-priority").value), params,
+                paused: $("#n-paused").checked};
+  if ($("#n-name").value.trim()) body.name = $("#n-name").value.trim();
+  const resp = await api(`/namespaces/${ns()}/syncjobs`, {method: "POST", body: JSON.stringify(body)});
+  const answer = await resp.json();
+  if (!resp.ok) {
+    say(Array.isArray(answer.detail)
+      ? answer.detail.map((e) => `${e.loc.slice(1).join(".")}: ${e.msg}`).join("; ") : answer.detail, true);
+    return;
+  }
+  say(`${answer.metadata.name}: created`);
+  $("#n-name").value = "";
 }
 
 // -- charts (plain SVG) -----------------------------------------------------------------
@@ -554,6 +590,9 @@ $("#select-all").addEventListener("change", (e) => {
 });
 for (const b of document.querySelectorAll("[data-bulk]"))
   b.addEventListener("click", () => bulk(b.dataset.bulk));
+const newPriority = $("#n-priority");
+for (let i = 1; i <= 10; i++) newPriority.add(new Option(String(i), String(i), false, i === 5));
+$("#new-job-form").addEventListener("submit", (e) => { e.preventDefault(); createJob(); });
 const bulkPriority = $("#bulk-priority");
 for (let i = 1; i <= 10; i++) bulkPriority.add(new Option(String(i), String(i)));
 bulkPriority.addEventListener("change", () => {
@@ -565,7 +604,7 @@ for (const tab of document.querySelectorAll("nav button")) {
     for (const t of document.querySelectorAll("nav button")) t.classList.toggle("active", t === tab);
     for (const s of document.querySelectorAll(".tab")) s.hidden = s.id !== `tab-${tab.dataset.tab}`;
     ({history: loadHistory, audit: loadAudit, analytics: loadAnalytics,
-      schedules: loadSchedules}[tab.dataset.tab] || (() => {}))();
+      schedules: () => loadSchedules()}[tab.dataset.tab] || (() => {}))();
   });
 }
 $("#h-go").addEventListener("click", () => { state.historyPage = 0; loadHistory(); });
