@@ -60,7 +60,10 @@ def until(driver: WebDriver, what: str, check: Callable[[WebDriver], Any],
 def log_in(driver: WebDriver, url: str, namespace: str, user: str, token: str) -> None:
     """Open the console on `namespace` and log in as `user` with the login form."""
     driver.get(f"{url}/?namespace={namespace}")
-    field = until(driver, "the login form", lambda d: d.find_element(By.ID, "token"))
+    # The form is in the page from the start, hidden until the page learns it has no
+    # session: wait until it is shown, not merely there.
+    field = until(driver, "the login form", lambda d: (lambda el: el.is_displayed() and el)(
+        d.find_element(By.ID, "token")))
     field.send_keys(token)
     driver.find_element(By.CSS_SELECTOR, "#login-form button").click()
     until(driver, f"logged in as {user}", lambda d: d.find_element(By.ID, "who").text == user)
@@ -97,3 +100,11 @@ def click(driver: WebDriver, name: str, selector: str) -> None:
 
     until(driver, f"{selector} of {name} clicked", clicked)
 
+
+
+def script_errors(driver: WebDriver) -> list[str]:
+    """Errors the page's own scripts raised (failed requests, which tests provoke on
+    purpose, are not counted)."""
+    chrome: Any = driver  # get_log is Chromium's own (the W3C WebDriver has no logs)
+    return [entry["message"] for entry in chrome.get_log("browser")
+            if entry.get("source") == "javascript"]

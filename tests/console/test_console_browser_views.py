@@ -1,6 +1,7 @@
 """The console's other views in a real headless Chromium: alice opens a job and reads
-its conditions, checkpoint, Events and audit trail; creates a job with the form; edits
-a schedule (and reads the API server's refusal of a bad cron) and runs it now; sees
+its conditions, checkpoint, Events, audit trail and log (followed while it runs);
+creates a job with the form; edits a schedule (and reads the API server's refusal of a
+bad cron) and runs it now; sees
 throughput and the timeline drawn. carol, who may only read jobs, gets no control in
 the job view and is told she may not read schedules."""
 
@@ -20,8 +21,8 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from sync_operator.api import SYNCSCHEDULES
 from sync_operator.api.common import API_VERSION, SYNCJOBS
 from sync_operator.kube import KubeClient
-from testkit.browser import log_in, opened_browsers, row, until
-from testkit.syncjobs import syncjob, wait_phase
+from testkit.browser import log_in, opened_browsers, row, script_errors, until
+from testkit.syncjobs import grant_pod_logs, syncjob, wait_phase
 
 pytestmark = pytest.mark.cluster
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -57,6 +58,7 @@ async def test_job_view_schedules_and_charts_as_alice_and_carol(
         browsers: Callable[[], WebDriver], tmp_path: Path) -> None:
     ns = console.namespace
     await let_read_events(kube, ns, "alice")
+    await grant_pod_logs(kube, ns, ["alice"])
     start_operator(database_url=database_url)
     await kube.create(SYNCSCHEDULES, {
         "apiVersion": API_VERSION, "kind": "SyncSchedule", "metadata": {"name": "nightly"},
@@ -85,9 +87,29 @@ async def test_job_view_schedules_and_charts_as_alice_and_carol(
         facts = driver.find_element(By.ID, "d-facts").text
         assert "checkpoint" in facts
         assert "attempts" in facts
+        until(driver, "the runner's log", lambda d: "runner.exit" in d.find_element(
+            By.ID, "d-logs").text)
         _shot(driver, tmp_path, "console-job.png")
 
     await asyncio.to_thread(job_view)
+
+    await kube.create(SYNCJOBS, syncjob("chatty", "prayer", params={
+        "task": "demo", "items": 40, "unitSeconds": 0.25}), ns)
+    await wait_phase(kube, ns, "chatty", "Running", timeout=60)
+
+    def followed_log() -> None:
+        until(driver, "chatty listed", lambda d: d.find_element(
+            By.CSS_SELECTOR, '#jobs tr[data-name="chatty"] td.name a')).click()
+        until(driver, "the job view", lambda d: d.find_element(By.ID, "d-name").text
+              == "chatty")
+        lines = until(driver, "the log open", lambda d: len(d.find_element(
+            By.ID, "d-logs").text.splitlines()))
+        until(driver, "the log growing while it runs", lambda d: len(d.find_element(
+            By.ID, "d-logs").text.splitlines()) > lines)
+        until(driver, "the log followed to the runner's exit", lambda d: "runner.exit" in
+              d.find_element(By.ID, "d-logs").text)
+
+    await asyncio.to_thread(followed_log)
 
     def new_job_form() -> None:
         driver.find_element(By.CSS_SELECTOR, "#new-job summary").click()
@@ -169,3 +191,4 @@ async def test_job_view_schedules_and_charts_as_alice_and_carol(
         assert not driver.find_element(By.ID, "new-job").is_displayed()
 
     await asyncio.to_thread(as_carol)
+    assert await asyncio.to_thread(script_errors, driver) == []

@@ -7,7 +7,8 @@ const api = (path, options = {}) => fetch(`/api/v1${path}`, {
   credentials: "same-origin", headers: {"Content-Type": "application/json"}, ...options});
 
 const state = {namespace: "", jobs: new Map(), access: {}, selected: new Set(), stream: null,
-               historyPage: 0, detail: null, detailVersion: null, detailFetched: 0};
+               historyPage: 0, detail: null, detailVersion: null, detailFetched: 0,
+               logs: null};
 
 function ns() { return encodeURIComponent(state.namespace); }
 
@@ -149,6 +150,7 @@ function openDetail(name) {
 }
 
 function closeDetail() {
+  if (state.logs) state.logs.abort();
   state.detail = null;
   $("#detail").hidden = true;
 }
@@ -214,14 +216,32 @@ async function loadJobStory(job) {
     r.phase]) : []);
 }
 
+// The last 200 lines; while the job runs, followed as the runner prints (a fetch stream,
+// aborted when the view closes or another job opens).
 async function loadLogs() {
+  if (state.logs) state.logs.abort();
   if (!state.detail || !state.access.logs) return;
-  const resp = await api(`/namespaces/${ns()}/syncjobs/${encodeURIComponent(state.detail)}/logs?tailLines=200`);
-  const text = await resp.text();
-  let shown = text;
-  if (!resp.ok) { try { shown = JSON.parse(text).detail; } catch { /* plain text */ } }
-  $("#d-logs").textContent = shown;
-  $("#d-logs").classList.toggle("error", !resp.ok);
+  const job = state.jobs.get(state.detail), pre = $("#d-logs");
+  const follow = job && (job.status || {}).phase === "Running";
+  const control = new AbortController();
+  state.logs = control;
+  try {
+    const resp = await fetch(`/api/v1/namespaces/${ns()}/syncjobs/${encodeURIComponent(state.detail)}`
+      + `/logs?tailLines=200${follow ? "&follow=true" : ""}`,
+      {credentials: "same-origin", signal: control.signal});
+    pre.classList.toggle("error", !resp.ok);
+    if (!resp.ok) { pre.textContent = (await resp.json()).detail; return; }
+    pre.textContent = "";
+    const reader = resp.body.getReader(), decoder = new TextDecoder();
+    for (;;) {
+      const {done, value} = await reader.read();
+      if (done) break;
+      pre.textContent += decoder.decode(value, {stream: true});
+      pre.scrollTop = pre.scrollHeight;
+    }
+  } catch (err) {
+    if (err.name !== "AbortError") throw err;
+  }
 }
 
 function prioritySelect(current) {
