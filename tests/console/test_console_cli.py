@@ -1,5 +1,5 @@
-"""`kubectl sync` parity with the console: history and audit through the console's API
-with the user's own credentials, the console handover, and schedule edits."""
+"""`kubectl sync` parity with the console: history, audit and stats through the console's
+API with the user's own credentials, the console handover, and schedule edits."""
 
 from __future__ import annotations
 
@@ -50,6 +50,14 @@ async def test_history_and_audit_under_the_users_rights(
     table = await ok({**alice, "SYNC_CONSOLE_URL": console.url}, "history")
     assert "logged" in table
     assert "Succeeded" in table
+    stats = json.loads(await ok(alice, "stats", "--console", console.url, "--bucket", "minute",
+                                "-o", "json"))
+    assert [(t["job_type"], t["finished"], t["success_rate"]) for t in stats["types"]] == [
+        ("prayer", 1, 1.0)]
+    assert [(p["job_type"], p["succeeded"]) for p in stats["throughput"]] == [("prayer", 1)]
+    drawn = await ok(alice, "stats", "--console", console.url, "--bucket", "minute")
+    assert "100%" in drawn
+    assert "Throughput per minute" in drawn
 
     bob = _as(kubectl_env, cluster, "bob", other)
     refused = await ksync(bob, "history", "--console", console.url)

@@ -59,6 +59,7 @@ COMMANDS: dict[str, Command] = {
     "schedules": Command(schedules.run, schedules.check),
     "history": Command(history.history, history.check),
     "audit": Command(history.audit, history.check),
+    "stats": Command(history.stats, history.check),
     "console": Command(history.open_console, history.check),
     "suspend": Command(schedules.suspend),
     "unsuspend": Command(schedules.unsuspend),

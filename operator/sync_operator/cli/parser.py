@@ -201,6 +201,16 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--user", help="who did it")
         _output(sub, ("json", "yaml"))
 
+    sub = command("stats", "Per job type: success rate, duration p50/p95 and throughput "
+                           "over time (via the console, with your own rights).")
+    sub.add_argument("--console", metavar="URL",
+                     help="the console's address (default: $SYNC_CONSOLE_URL)")
+    sub.add_argument("--since", metavar="TIME", help="ISO 8601 time, e.g. 2026-12-01")
+    sub.add_argument("--bucket", choices=["minute", "hour", "day"], default="hour",
+                     help="throughput per minute (last 2 h), hour (2 days, the default) or "
+                          "day (30 days) unless --since says")
+    _output(sub, ("json", "yaml"))
+
     for name, text in (("suspend", "Suspend SyncSchedules (no new jobs; active ones go on)."),
                        ("unsuspend", "Unsuspend SyncSchedules.")):
         sub = command(name, text)

@@ -1,6 +1,6 @@
-"""``history``, ``audit`` and ``console``: the mirror's records, through the console's API with the
-user's own credentials (never PostgreSQL directly: the console checks the user may
-read SyncJobs in the namespace, as kubectl would).
+"""``history``, ``audit``, ``stats`` and ``console``: the mirror's records and analytics,
+through the console's API with the user's own credentials (never PostgreSQL directly:
+the console checks the user may read SyncJobs in the namespace, as kubectl would).
 
 The console's address comes from --console or $SYNC_CONSOLE_URL (a port-forward of the
 chart's console Service, or its ingress); the API server's service proxy will not do,
@@ -93,6 +93,55 @@ async def audit(ctx: Context) -> int:
                        "since": "since"},
         ["WHEN", "NAME", "ACTION", "WHO", "PHASE"],
         lambda r: [r["at"], r["name"], r["action"], r["user"], r["phase"] or ""])
+
+
+SPARKS = " ▁▂▃▄▅▆▇█"
+
+
+def sparkline(counts: list[int]) -> str:
+    """One character per bucket, its height the bucket's share of the busiest one."""
+    top = max(counts, default=0)
+    return "".join(SPARKS[0 if not n else max(1, round(8 * n / top))] for n in counts)
+
+
+def throughput_rows(points: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Per type: finished runs in each bucket from the first to the last (empty ones as
+    zero), drawn as a sparkline, and the total."""
+    buckets = sorted({p["bucket"] for p in points})
+    per_type: dict[str, dict[str, int]] = {}
+    for p in points:
+        per_type.setdefault(p["job_type"], {})[p["bucket"]] = (
+            p["succeeded"] + p["failed"] + p["cancelled"])
+    headers = ["TYPE", f"FINISHED PER BUCKET ({len(buckets)})", "TOTAL"]
+    return headers, [[job_type, sparkline([counts.get(b, 0) for b in buckets]),
+                      str(sum(counts.values()))] for job_type, counts in sorted(per_type.items())]
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}s"
+
+
+async def stats(ctx: Context) -> int:
+    """``stats``: per type the success rate and duration p50/p95, then throughput over
+    time (the console's analytics view, in a terminal)."""
+    since = {"since": ctx.args.since} if ctx.args.since else {}
+    per_type = await _get(ctx, "analytics", since)
+    points = await _get(ctx, "analytics/throughput", {"bucket": ctx.args.bucket, **since})
+    if per_type is None or points is None:
+        return EXIT_API_ERROR
+    if ctx.args.output in ("json", "yaml"):
+        print_data({"types": per_type, "throughput": points}, ctx.args.output)
+        return EXIT_OK
+    show(console(), tables.table(
+        ["TYPE", "FINISHED", "SUCCEEDED", "SUCCESS", "P50", "P95"],
+        [[r["job_type"], str(r["finished"]), str(r["succeeded"]),
+          "" if r["success_rate"] is None else f"{100 * r['success_rate']:.0f}%",
+          _seconds(r["duration_p50_seconds"]), _seconds(r["duration_p95_seconds"])]
+         for r in per_type]))
+    if points:
+        headers, rows = throughput_rows(points)
+        show(console(), tables.table(headers, rows, title=f"Throughput per {ctx.args.bucket}"))
+    return EXIT_OK
 
 
 async def open_console(ctx: Context) -> int:
