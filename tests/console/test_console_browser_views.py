@@ -17,6 +17,7 @@ import pytest
 from console_helpers import ConsoleUnderTest, let_read_events
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import Select
 
 from sync_operator.api import SYNCSCHEDULES
 from sync_operator.api.common import API_VERSION, SYNCJOBS
@@ -169,6 +170,10 @@ async def test_job_view_schedules_and_charts_as_alice_and_carol(
             By.CSS_SELECTOR, '#throughput rect[data-type="quran"]'))
         until(driver, "the run on the timeline", lambda d: d.find_elements(
             By.CSS_SELECTOR, '#timeline rect[data-phase="Succeeded"]'))
+        Select(driver.find_element(By.ID, "t-bucket")).select_by_value("minute")
+        until(driver, "two hours of minute buckets", lambda d: len(d.find_elements(
+            By.CSS_SELECTOR, "#throughput rect[data-type]")) and d.execute_script(
+            "return document.querySelector('#throughput svg').dataset.buckets") == "121")
         _shot(driver, tmp_path, "console-analytics.png")
 
     await asyncio.to_thread(charts)

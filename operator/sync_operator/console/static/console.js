@@ -457,6 +457,8 @@ function svg(tag, attrs = {}, title = "") {
 }
 
 const BUCKET_MS = {minute: 60e3, hour: 3600e3, day: 86400e3};
+// What the console's THROUGHPUT_WINDOW shows when no `since` is given.
+const WINDOW_MS = {minute: 2 * 3600e3, hour: 2 * 86400e3, day: 30 * 86400e3};
 
 async function loadThroughput() {
   const bucket = $("#t-bucket").value;
@@ -471,12 +473,17 @@ async function loadThroughput() {
   }
   const chart = $("#throughput");
   if (!points.length) { chart.textContent = "no finished runs in this window"; return; }
-  const first = Math.min(...totals.keys()), last = Math.max(...totals.keys());
+  // The whole window, empty buckets included (UTC-aligned, as date_trunc makes them).
+  const last = Math.floor(Date.now() / step) * step;
+  const first = Math.min(Math.floor((Date.now() - WINDOW_MS[bucket]) / step) * step,
+                         ...totals.keys());
   const buckets = [];
   for (let t = first; t <= last; t += step) buckets.push(t);
   const max = Math.max(...buckets.map((t) => Object.values(totals.get(t) || {}).reduce((a, b) => a + b, 0)));
-  const width = 720, height = 180, left = 40, barW = Math.max(2, (width - left) / buckets.length - 2);
-  const out = svg("svg", {viewBox: `0 0 ${width} ${height + 40}`, width, height: height + 40});
+  const width = 720, height = 180, left = 40;
+  const barW = Math.max(1, (width - left) / buckets.length - 1);
+  const out = svg("svg", {viewBox: `0 0 ${width} ${height + 40}`, width, height: height + 40,
+                          "data-buckets": buckets.length});
   out.append(svg("text", {x: 0, y: 12, class: "axis"}), svg("line", {x1: left, y1: height, x2: width, y2: height, class: "axis"}));
   out.firstChild.textContent = String(max);
   buckets.forEach((t, i) => {
@@ -486,7 +493,7 @@ async function loadThroughput() {
       if (!n) continue;
       const h = (height - 10) * n / max;
       y -= h;
-      out.append(svg("rect", {x: left + i * (barW + 2), y, width: barW, height: h,
+      out.append(svg("rect", {x: left + i * (barW + 1), y, width: barW, height: h,
                               fill: TYPE_COLORS[type] || "#64748b", "data-type": type, "data-count": n},
                      `${new Date(t).toLocaleString()} · ${type}: ${n}`));
     }
