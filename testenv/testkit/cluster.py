@@ -1,5 +1,6 @@
 """The local Kubernetes control plane: etcd, kube-apiserver, kube-controller-manager
-(all from the testenv binary) and the process kubelet, each on a free loopback port.
+(all from the testenv binary) and the process kubelet, each on a free loopback port;
+and an OIDC issuer the API server trusts (testkit.oidc).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from testkit.build import ensure_built
 from testkit.images import local_entrypoints
 from testkit.kubeconfig import write_kubeconfig
 from testkit.kubelet import IN_PROCESS_SIM
+from testkit.oidc import OidcIssuer
 from testkit.pki import Pki
 from testkit.ports import free_port, port_open, wait_until
 from testkit.process import ManagedProcess
@@ -69,6 +71,10 @@ class LocalCluster:
     # caller maps that key to something else.
     images: dict[str, list[str]] = field(default_factory=local_entrypoints)
     with_kubelet: bool = True
+    # A local OIDC issuer (testkit.oidc) the API server trusts by --authentication-config:
+    # ID tokens it mints authenticate as oidc:<email>. Started before the API server and
+    # kept for the cluster's lifetime.
+    with_oidc: bool = True
     # Extra flags, e.g. a higher --kube-api-qps for the scale benchmark (later flags win).
     controller_manager_args: list[str] = field(default_factory=list)
     kubelet_args: list[str] = field(default_factory=list)
@@ -77,6 +83,7 @@ class LocalCluster:
     # The kubelet's log endpoint (pods/log); the same across kubelet restarts, as the
     # Node reports it and the API server dials it.
     kubelet_port: int = field(default_factory=free_port)
+    oidc_port: int = field(default_factory=free_port)
     tokens: dict[str, str] = field(default_factory=dict)
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
     startup_seconds: float = 0.0
@@ -88,6 +95,11 @@ class LocalCluster:
     @property
     def pki(self) -> Pki:
         return Pki(self.root / "pki")
+
+    @property
+    def oidc(self) -> OidcIssuer:
+        """The issuer (mint ID tokens with `cluster.oidc.mint(email, groups=...)`)."""
+        return OidcIssuer(self.root / "oidc", self.oidc_port)
 
     @property
     def admin_kubeconfig(self) -> Path:
@@ -104,9 +116,19 @@ class LocalCluster:
             binary, "etcd", "--data-dir", str(self.root / "etcd"),
             "--client-port", str(self.etcd_port), "--peer-port", str(free_port()),
         ], logs / "etcd.log")
+        authn: list[str] = []
+        if self.with_oidc:  # starts with etcd; up before the API server, which discovers
+            self.oidc.ensure(self.pki)  # it at once (else it retries every 10 s)
+            issuer = self.oidc.process(logs / "oidc-issuer.log")
+            issuer.start()
+            self.processes["oidc-issuer"] = issuer
+            authn = [f"--authentication-config={self.oidc.authentication_config_file}"]
         etcd.start()
         self.processes["etcd"] = etcd
         wait_until(lambda: self._alive(etcd) and port_open(self.etcd_port), 60, "etcd")
+        if self.with_oidc:
+            wait_until(lambda: self._alive(issuer) and port_open(self.oidc_port), 30,
+                       "OIDC issuer")
 
         apiserver = ManagedProcess("kube-apiserver", [
             binary, "kube-apiserver",
@@ -117,6 +139,7 @@ class LocalCluster:
             f"--tls-private-key-file={self.pki.serving_key}",
             f"--client-ca-file={self.pki.ca_cert}",
             f"--token-auth-file={self.root / 'tokens.csv'}",
+            *authn,
             "--authorization-mode=RBAC",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={self.pki.sa_pub}",
@@ -229,7 +252,8 @@ class LocalCluster:
         await asyncio.to_thread(self.restart_kubelet, while_down=hook)
 
     def stop(self) -> None:
-        for name in ("process-kubelet", "kube-controller-manager", "kube-apiserver", "etcd"):
+        for name in ("process-kubelet", "kube-controller-manager", "kube-apiserver", "etcd",
+                     "oidc-issuer"):
             proc = self.processes.get(name)
             if proc:
                 proc.stop()
