@@ -10,7 +10,8 @@ import yaml
 from sync_operator.api.common import API_VERSION, FINALIZER, SYNCJOBS
 from sync_operator.kube import ApiError, KubeClient
 from sync_operator.kube.bodies import RawBody
-from sync_operator.kube.resources import CRDS, EVENTS, ROLEBINDINGS, ROLES
+from sync_operator.kube.resources import CRDS, EVENTS
+from testkit.rbac import grant, rule, user
 from testkit.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[2]
@@ -76,20 +77,10 @@ async def create_syncjob(client: KubeClient, namespace: str,
 
 async def grant_users(kube: KubeClient, namespace: str) -> None:
     """alice and bob may edit SyncJobs and SyncSchedules in `namespace` (not status)."""
-    await kube.create(ROLES, {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-        "metadata": {"name": "sync-user"},
-        "rules": [{"apiGroups": ["sync.jobcontrol.io"],
-                   "resources": ["syncjobs", "syncschedules"],
-                   "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"]}]},
-        namespace)
-    await kube.create(ROLEBINDINGS, {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": "sync-users"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                    "name": "sync-user"},
-        "subjects": [{"kind": "User", "name": u, "apiGroup": "rbac.authorization.k8s.io"}
-                     for u in ("alice", "bob")]}, namespace)
+    await grant(kube, namespace, "sync-user",
+                [rule("sync.jobcontrol.io", ["syncjobs", "syncschedules"],
+                      ["get", "list", "watch", "create", "patch", "update", "delete"])],
+                [user("alice"), user("bob")])
 
 
 async def release_finalizers(client: KubeClient, namespace: str) -> None:
@@ -118,16 +109,8 @@ async def grant_pod_logs(kube: KubeClient, namespace: str, users: list[str], *,
                          logs: bool = True) -> None:
     """`users` may find pods in `namespace` and (with `logs`) read their logs: what
     `kubectl sync logs` needs beyond reading the SyncJob."""
-    name = "pod-logs" if logs else "pods-only"
-    rules: list[dict[str, Any]] = [
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]
+    rules = [rule("", ["pods"], ["get", "list"])]
     if logs:
-        rules.append({"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]})
-    await kube.create(ROLES, {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-                              "metadata": {"name": name}, "rules": rules}, namespace)
-    await kube.create(ROLEBINDINGS, {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": name},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-        "subjects": [{"kind": "User", "name": u, "apiGroup": "rbac.authorization.k8s.io"}
-                     for u in users]}, namespace)
+        rules.append(rule("", ["pods/log"], ["get"]))
+    await grant(kube, namespace, "pod-logs" if logs else "pods-only", rules,
+                [user(u) for u in users])

@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 
 from sync_operator.kube import KubeClient
-from sync_operator.kube.resources import ROLEBINDINGS, ROLES
+from testkit.rbac import grant, rule, user
 
 
 @dataclass
@@ -31,18 +31,8 @@ class ConsoleUnderTest:
             return resp.status, body
 
 
-async def let_read_events(kube: KubeClient, namespace: str, user: str) -> None:
+async def let_read_events(kube: KubeClient, namespace: str, who: str) -> None:
     """What the built-in `edit` role gives a user in a real cluster and the console
     tests' roles leave out: Events and the runner Jobs they are about."""
-    name = f"{user}-events"
-    await kube.create(ROLES, {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": name},
-        "rules": [{"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
-                  {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get"]}]},
-        namespace)
-    await kube.create(ROLEBINDINGS, {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": name},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-        "subjects": [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}]},
-        namespace)
+    await grant(kube, namespace, f"{who}-events",
+                [rule("", ["events"], ["list"]), rule("batch", ["jobs"], ["get"])], [user(who)])

@@ -22,9 +22,9 @@ from sync_operator.api.common import SYNCJOBS
 from sync_operator.audit.actions import STAMP_PREFIX
 from sync_operator.console.identity import TOKENREVIEWS
 from sync_operator.kube import KubeClient
-from sync_operator.kube.resources import ROLEBINDINGS, ROLES
 from testkit.cluster import LocalCluster
 from testkit.oidc import new_key
+from testkit.rbac import grant, rule, user
 from testkit.syncjobs import syncjob
 from testkit.waiting import eventually
 
@@ -58,18 +58,10 @@ async def _authenticated_by_api_server(kube: KubeClient, token: str) -> str:
     return await eventually(review, timeout=30, what="the API server accepting ID tokens")
 
 
-async def _let_edit(kube: KubeClient, namespace: str, user: str) -> None:
-    name = "oidc-edit"
-    await kube.create(ROLES, {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": name},
-        "rules": [{"apiGroups": ["sync.jobcontrol.io"], "resources": ["syncjobs"],
-                   "verbs": ["get", "list", "watch", "patch"]}]}, namespace)
-    await kube.create(ROLEBINDINGS, {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": name},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-        "subjects": [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}]},
-        namespace)
+async def _let_edit(kube: KubeClient, namespace: str, who: str) -> None:
+    await grant(kube, namespace, "oidc-edit",
+                [rule("sync.jobcontrol.io", ["syncjobs"], ["get", "list", "watch", "patch"])],
+                [user(who)])
 
 
 def _stamps(body: Any) -> list[str]:

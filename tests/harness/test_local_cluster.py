@@ -16,14 +16,13 @@ from sync_operator.kube.resources import (
     CRDS,
     JOBS,
     PODS,
-    ROLEBINDINGS,
-    ROLES,
     SECRETS,
     SERVICEACCOUNTS,
     Resource,
 )
 from testkit.cluster import LocalCluster
 from testkit.podsecurity import restricted
+from testkit.rbac import grant, rule, service_account
 from testkit.waiting import eventually
 
 pytestmark = pytest.mark.cluster
@@ -223,18 +222,8 @@ async def test_service_account_is_forbidden_what_its_role_does_not_grant(
         kube: KubeClient, namespace: str, cluster: LocalCluster) -> None:
     await kube.create(SERVICEACCOUNTS, {"apiVersion": "v1", "kind": "ServiceAccount",
                                         "metadata": {"name": "reader"}}, namespace)
-    await kube.create(ROLES, {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-        "metadata": {"name": "configmap-reader"},
-        "rules": [{"apiGroups": [""], "resources": ["configmaps"],
-                   "verbs": ["get", "list"]}]}, namespace)
-    await kube.create(ROLEBINDINGS, {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": "reader"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                    "name": "configmap-reader"},
-        "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": namespace}]},
-        namespace)
+    await grant(kube, namespace, "configmap-reader", [rule("", ["configmaps"], ["get", "list"])],
+                [service_account("reader", namespace)])
     config = cluster.service_account_kubeconfig(namespace, "reader")
     async with KubeClient(load_connection(config)) as reader:
         listed = await reader.list(CONFIGMAPS, namespace)

@@ -15,9 +15,10 @@ import aiohttp
 import pytest
 
 from sync_operator.kube import ApiError, KubeClient, load_connection
-from sync_operator.kube.resources import JOBS, NAMESPACES, NODES, PODS, ROLEBINDINGS, ROLES
+from sync_operator.kube.resources import JOBS, NAMESPACES, NODES, PODS
 from testkit.cluster import NODE_NAME, LocalCluster
 from testkit.kubelet_server import tail_offset
+from testkit.rbac import grant, rule, user
 from testkit.waiting import eventually
 
 pytestmark = pytest.mark.cluster
@@ -119,17 +120,7 @@ async def test_a_user_without_pods_log_is_refused_by_the_api_server(
     ns = plain_namespace
     pod = await job_pod(kube, ns, tmp_path / "go")
     # carol may see the pods, not their logs.
-    await kube.create(ROLES, {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-        "metadata": {"name": "pods-only"},
-        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]}, ns)
-    await kube.create(ROLEBINDINGS, {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": "pods-only"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                    "name": "pods-only"},
-        "subjects": [{"kind": "User", "name": "carol",
-                      "apiGroup": "rbac.authorization.k8s.io"}]}, ns)
+    await grant(kube, ns, "pods-only", [rule("", ["pods"], ["get", "list"])], [user("carol")])
     async with KubeClient(load_connection(cluster.user_kubeconfig("carol", ns))) as carol:
         async def sees_pods() -> bool:
             try:
