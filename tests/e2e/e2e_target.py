@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from sync_operator.kube import load_connection
+from sync_operator.kube import KubeClient, load_connection
 from sync_operator.kube.config import Connection
 from testkit.docker import docker_engine
-from testkit.release import REPO
+from testkit.release import REPO, bind_user, create_secret
 
 KIND_IMAGE = "sync-runner:e2e"
 BACKING = REPO / "deploy" / "e2e" / "backing-services.yaml"
@@ -39,6 +39,19 @@ class Target:
         """The admin's connection, or the same acting as `user` (impersonation)."""
         admin = load_connection(self.kubeconfig)
         return admin if user is None else admin.as_user(user)
+
+
+async def prepare_release(kube: KubeClient, target: Target, namespace: str,
+                          webhook_name: str, **values: str) -> dict[str, str]:
+    """What every installed-chart test does first: the database Secret, alice bound to
+    `edit` and carol to `view`; and the chart values pointing at the target's services
+    (`values` added, the target's own last)."""
+    await create_secret(kube, namespace, "sync-db", {"database-url": target.database_url})
+    await bind_user(kube, namespace, "alice", "edit")
+    await bind_user(kube, namespace, "carol", "view")
+    return {"watchNamespace": namespace, "database.existingSecret": "sync-db",
+            "database.key": "database-url", "redis.url": target.redis_url,
+            "webhook.configurationName": webhook_name, **values, **target.values}
 
 
 def _required(name: str) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
-from e2e_target import Target
+from e2e_target import Target, prepare_release
 
 from sync_operator.api.common import SYNCJOBS, SYNCSCHEDULES
 from sync_operator.kube import ApiError, KubeClient
@@ -38,8 +38,6 @@ from sync_operator.mirror import current_revision, head_revision
 from testkit.drills import rows
 from testkit.release import (
     CHART,
-    bind_user,
-    create_secret,
     helm,
     install,
     leader,
@@ -100,13 +98,8 @@ async def test_helm_install_wait_runs_the_operator_pods_and_an_edit_users_syncjo
     release, config = f"r-{namespace}", target.kubeconfig
     fullname = f"{release}-sync-operator"
     webhook_name = f"sync.jobcontrol.io-{namespace}"
-    await create_secret(kube, namespace, "sync-db", {"database-url": target.database_url})
-    await bind_user(kube, namespace, "alice", "edit")
-    await bind_user(kube, namespace, "carol", "view")
-    values = {"watchNamespace": namespace, "database.existingSecret": "sync-db",
-              "database.key": "database-url", "redis.url": target.redis_url,
-              "webhook.configurationName": webhook_name, "runner.graceSeconds": "10",
-              **target.values}
+    values = await prepare_release(kube, target, namespace, webhook_name,
+                                   **{"runner.graceSeconds": "10"})
     started = time.monotonic()
     try:
         installed = await install(config, release, namespace, values)

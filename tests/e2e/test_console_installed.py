@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
-from e2e_target import Target
+from e2e_target import Target, prepare_release
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -43,7 +43,7 @@ from testkit.browser import (
 )
 from testkit.cluster import LocalCluster
 from testkit.kubectl_sync import ok
-from testkit.release import bind_user, create_secret, helm, install, pods_report
+from testkit.release import helm, install, pods_report
 from testkit.syncjobs import syncjob, wait_phase
 from testkit.waiting import eventually
 
@@ -115,17 +115,10 @@ async def test_the_charts_console_pod_in_chromium_alice_steers_carol_only_reads(
     fullname = f"{release}-sync-operator"
     webhook_name = f"sync.jobcontrol.io-{namespace}"
     tokens = cluster.tokens
-    await create_secret(kube, namespace, "sync-db", {"database-url": target.database_url})
-    await bind_user(kube, namespace, "alice", "edit")
-    await bind_user(kube, namespace, "carol", "view")
-    values = {"watchNamespace": namespace, "database.existingSecret": "sync-db",
-              "database.key": "database-url", "redis.url": target.redis_url,
-              "webhook.configurationName": webhook_name, "console.enabled": "true",
-              # Plain HTTP to the pod's IP (not localhost, not HTTPS): a browser drops a
-              # Secure cookie there, so the session cookie is sent without it, as
-              # values.yaml says for plain HTTP.
-              "console.cookieSecure": "false",
-              **target.values}
+    # Plain HTTP to the pod's IP (not localhost, not HTTPS): a browser drops a Secure
+    # cookie there, so the session cookie is sent without it, as values.yaml says.
+    values = await prepare_release(kube, target, namespace, webhook_name, **{
+        "console.enabled": "true", "console.cookieSecure": "false"})
     try:
         installed = await install(config, release, namespace, values)
     except AssertionError as err:
