@@ -22,7 +22,7 @@ from selenium.webdriver.support.ui import Select
 from sync_operator.api import SYNCSCHEDULES
 from sync_operator.api.common import API_VERSION, SYNCJOBS
 from sync_operator.kube import KubeClient
-from testkit.browser import log_in, opened_browsers, row, script_errors, until
+from testkit.browser import click, log_in, opened_browsers, row, script_errors, until
 from testkit.syncjobs import grant_pod_logs, syncjob, wait_phase
 
 pytestmark = pytest.mark.cluster
@@ -121,6 +121,18 @@ async def test_job_view_schedules_and_charts_as_alice_and_carol(
         until(driver, "the new job listed", lambda d: row(d, "from-form"))
 
     await asyncio.to_thread(new_job_form)
+
+    def priority_selector() -> None:
+        # A button until clicked (a thousand rows of selects are slow to paint).
+        click(driver, "waiting", 'button[data-action="priority"]')
+        select = until(driver, "the selector", lambda d: row(d, "waiting").find_element(
+            By.CSS_SELECTOR, "select"))
+        Select(select).select_by_value("2")
+        until(driver, "priority 2 shown", lambda d: row(d, "waiting").find_element(
+            By.CSS_SELECTOR, 'button[data-action="priority"]').text.startswith("2"))
+
+    await asyncio.to_thread(priority_selector)
+    assert (await kube.get(SYNCJOBS, "waiting", ns))["spec"]["priority"] == 2
     made = await kube.get(SYNCJOBS, "from-form", ns)
     assert (made["spec"]["jobType"], made["spec"]["paused"]) == ("quran", True)
 

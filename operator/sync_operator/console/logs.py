@@ -59,7 +59,10 @@ def logs_router(as_user: Callable[[str], KubeClient],
             finally:  # the runner exited, or the client left (a follow cancelled)
                 await opened.aclose()
 
-        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        # nosniff: without it Chromium holds the first 1 KiB of a text/plain body to
+        # sniff its type, so a follow shows nothing until the runner has said that much.
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no",
+                   "X-Content-Type-Options": "nosniff"}
         return StreamingResponse(body(), media_type="text/plain; charset=utf-8",
                                  headers=headers)
 

@@ -1,13 +1,15 @@
 """A browser's live stream: Server-Sent Events from LiveJobs, batched, with heartbeats,
 and re-checked as it runs.
 
-Changes are gathered for `batch_seconds` (about 250 ms) and sent as one `changes`
+Changes go out at most once every `batch_seconds` (about 250 ms), as one `changes`
 event: a thousand progress updates a second become four messages, each the latest
-state of the jobs in it. Every message's id is the newest resourceVersion sent, so a
-reconnecting EventSource (Last-Event-ID) resumes where it was. A stream outlives the
-moment its token was checked, so every `recheck_seconds` the user's token and right
-to read are reviewed again (as KueueViz does); a revoked one ends the stream with an
-`expired` event.
+state of the jobs in it. The window is leading-edge: a change to a quiet stream is sent
+at once, and only what follows within the window waits for its end (a fixed hold cost
+every update ~125 ms on average for nothing). Every message's id is the newest
+resourceVersion sent, so a reconnecting EventSource (Last-Event-ID) resumes where it
+was. A stream outlives the moment its token was checked, so every `recheck_seconds` the
+user's token and right to read are reviewed again (as KueueViz does); a revoked one
+ends the stream with an `expired` event.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ async def stream(live: LiveJobs, namespace: str, *, last_event_id: int | None,
         elif caught_up:
             yield message("changes", {"changes": _latest(caught_up)}, live.version)
         sent_at = checked_at = clock()
+        changes_at = float("-inf")  # when the last `changes` went out
         while True:
             timeout = max(0.0, min(heartbeat_seconds - (clock() - sent_at),
                                    recheck_seconds - (clock() - checked_at)))
@@ -81,11 +84,13 @@ async def stream(live: LiveJobs, namespace: str, *, last_event_id: int | None,
                 sent_at = clock()
                 continue
             batch = [first]
-            await asyncio.sleep(batch_seconds)
+            hold = batch_seconds - (clock() - changes_at)
+            if hold > 0:
+                await asyncio.sleep(hold)
             while not sub.queue.empty():
                 item = sub.queue.get_nowait()
                 if item is not None:
                     batch.append(item)
             yield message("changes", {"changes": _latest(batch)},
                           max(version_of(c.job) for c in batch))
-            sent_at = clock()
+            sent_at = changes_at = clock()

@@ -8,7 +8,9 @@ const api = (path, options = {}) => fetch(`/api/v1${path}`, {
 
 const state = {namespace: "", jobs: new Map(), access: {}, selected: new Set(), stream: null,
                historyPage: 0, detail: null, detailVersion: null, detailFetched: 0,
-               logs: null};
+               logs: null, logsPhase: null};
+
+const FINISHED = ["Succeeded", "Failed", "Cancelled"];
 
 function ns() { return encodeURIComponent(state.namespace); }
 
@@ -48,14 +50,17 @@ function button(label, onClick) {
 // (a button under the pointer stays the same button while others update).
 const rows = new Map();
 
+// When the same jobs are shown in the same order, only the rows that changed are
+// swapped in place: putting a thousand rows back on every update cost the browser
+// 0.3-0.5 s of layout per update (benchmarks/console.py), against ~50 ms for this.
 function render() {
   const body = $("#jobs tbody");
   const jobs = [...state.jobs.values()].filter(visible)
-    .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
-  const shown = [];
+    .sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
+  const access = JSON.stringify(state.access), shown = [];
   for (const job of jobs) {
     const name = job.metadata.name;
-    const key = `${job.metadata.resourceVersion}|${state.selected.has(name)}|${JSON.stringify(state.access)}`;
+    const key = `${job.metadata.resourceVersion}|${state.selected.has(name)}|${access}`;
     const known = rows.get(name);
     if (known && known.key === key) { shown.push(known.row); continue; }
     const row = buildRow(job);
@@ -63,7 +68,16 @@ function render() {
     shown.push(row);
   }
   for (const name of rows.keys()) if (!state.jobs.has(name)) rows.delete(name);
-  body.replaceChildren(...shown);
+  const current = body.children;
+  let sameOrder = current.length === shown.length;
+  for (let i = 0; sameOrder && i < shown.length; i++)
+    sameOrder = current[i].dataset.name === shown[i].dataset.name;
+  if (sameOrder) {
+    for (let i = 0; i < shown.length; i++)
+      if (current[i] !== shown[i]) current[i].replaceWith(shown[i]);
+  } else {
+    body.replaceChildren(...shown);
+  }
   if (state.detail) renderDetail();
 }
 
@@ -96,10 +110,19 @@ function buildRow(job) {
     showProgress(progress, p);
     cell(row, eta(p.etaSeconds));
     const prio = row.insertCell();
-    if (state.access.priority && !["Succeeded", "Failed", "Cancelled"].includes(phase)) {
-      const select = prioritySelect(job.spec.priority ?? 5);
-      select.addEventListener("change", () => act(name, "priority", select.value));
-      prio.append(select);
+    if (state.access.priority && !FINISHED.includes(phase)) {
+      // A button until clicked, then the selector: ten options a row made a thousand
+      // rows ten thousand elements to lay out on every paint.
+      const current = job.spec.priority ?? 5;
+      const pick = button(`${current} ▾`, () => {
+        const select = prioritySelect(current);
+        select.addEventListener("change", () => act(name, "priority", select.value));
+        pick.replaceWith(select);
+        select.focus();
+      });
+      pick.dataset.action = "priority";
+      pick.className = "prio";
+      prio.append(pick);
     } else {
       prio.textContent = job.spec.priority ?? 5;
     }
@@ -124,7 +147,7 @@ function showProgress(el, p) {
 // The buttons this user may use on this job now (the table's and the job view's).
 function controls(job) {
   const name = job.metadata.name, phase = (job.status || {}).phase || "Pending";
-  const finished = ["Succeeded", "Failed", "Cancelled"].includes(phase), out = [];
+  const finished = FINISHED.includes(phase), out = [];
   if (!finished && state.access.pause && !job.spec.paused)
     out.push(button("pause", () => act(name, "pause")));
   if (!finished && state.access.resume && job.spec.paused)
@@ -145,8 +168,10 @@ function openDetail(name) {
   state.detailFetched = 0;
   $("#detail").hidden = false;
   $("#d-logs").textContent = "";
+  state.logsPhase = null;
+  if (state.logs) state.logs.abort();
+  state.logs = null;
   renderDetail();
-  loadLogs();
 }
 
 function closeDetail() {
@@ -189,6 +214,7 @@ function renderDetail() {
   fact(facts, "error", st.error);
   fill("#d-conditions", (st.conditions || []).map((c) => [c.type, c.status, c.reason, c.message,
     when(c.lastTransitionTime)]));
+  if (state.logs === null && (st.phase || "Pending") !== state.logsPhase) loadLogs();
   // Events and the audit trail change with the job: fetch again when it changed, at
   // most every two seconds.
   const version = job.metadata.resourceVersion;
@@ -216,15 +242,19 @@ async function loadJobStory(job) {
     r.phase]) : []);
 }
 
-// The last 200 lines; while the job runs, followed as the runner prints (a fetch stream,
-// aborted when the view closes or another job opens).
+// The last 200 lines; until the job has finished, followed as the runner prints (a
+// fetch stream, aborted when the view closes or another job opens). A read that ended
+// (no pod yet, or the pod went) is made again when the job's phase moves on.
 async function loadLogs() {
   if (state.logs) state.logs.abort();
+  state.logs = null;
   if (!state.detail || !state.access.logs) return;
   const job = state.jobs.get(state.detail), pre = $("#d-logs");
-  const follow = job && (job.status || {}).phase === "Running";
+  const phase = job ? (job.status || {}).phase || "Pending" : "";
+  const follow = !FINISHED.includes(phase);
   const control = new AbortController();
   state.logs = control;
+  state.logsPhase = phase;
   try {
     const resp = await fetch(`/api/v1/namespaces/${ns()}/syncjobs/${encodeURIComponent(state.detail)}`
       + `/logs?tailLines=200${follow ? "&follow=true" : ""}`,
@@ -241,6 +271,8 @@ async function loadLogs() {
     }
   } catch (err) {
     if (err.name !== "AbortError") throw err;
+  } finally {
+    if (state.logs === control) state.logs = null;
   }
 }
 
