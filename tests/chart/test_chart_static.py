@@ -435,3 +435,22 @@ def test_the_console_replicas_share_a_fernet_session_key(
         if "value" in e:
             monkeypatch.setenv(name, str(e["value"]))
     assert ConsoleSettings().session_key == key
+
+
+def test_the_consoles_own_rights_are_what_the_tests_run_it_under(helm_binary: Path) -> None:
+    """The console's ServiceAccount may review tokens and access and list/watch SyncJobs,
+    nothing else (what users do, it does with their tokens); the tests and the benchmark
+    bind exactly that (testkit.console.CONSOLE_RULES)."""
+    from testkit.console import CONSOLE_RULES
+
+    for values in ({}, {"watchNamespace": "jobs"}):
+        release = render("sync-system", values)
+        account = "sync-system-sync-operator-console"
+        bound = [b for kind in ("ClusterRoleBinding", "RoleBinding")
+                 for b in release.of_kind(kind)
+                 if any(s.get("name") == account for s in b["subjects"])]
+        roles = [release.get(b["roleRef"]["kind"], b["roleRef"]["name"]) for b in bound]
+        rules = sorted((r["apiGroups"], r["resources"], r["verbs"])
+                       for role in roles for r in role["rules"])
+        assert rules == sorted((r["apiGroups"], r["resources"], r["verbs"])
+                               for r in CONSOLE_RULES), values
