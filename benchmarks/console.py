@@ -61,7 +61,6 @@ import contextlib
 import hashlib
 import json
 import os
-import shlex
 import shutil
 import ssl
 import sys
@@ -70,7 +69,6 @@ import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +82,21 @@ from control_plane import (
     version_of,
     wait_until_leading,
 )
-from scale import cpu_seconds, git_state, loadavg
+from report import (
+    RESULTS,
+    Row,
+    close,
+    dig,
+    git_state,
+    loadavg,
+    print_report,
+    run_header,
+    table,
+    target_lines,
+    write_result,
+)
+from report import fmt as fmt_digits
+from scale import cpu_seconds
 
 from sync_operator.api.common import SYNCJOBS
 from sync_operator.kube import KubeClient, load_connection
@@ -100,7 +112,6 @@ from testkit.ports import free_port
 from testkit.servers import RedisServer
 from testkit.syncjobs import grant_users, install_crds, syncjob
 
-RESULTS = Path(__file__).resolve().parent / "results"
 STATIC = RESULTS.parent.parent / "operator" / "sync_operator" / "console" / "static"
 NAMESPACE = "bench"
 USER = "alice"
@@ -216,11 +227,7 @@ def stats(values: list[float]) -> dict[str, Any]:
 
 
 def fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
+    return fmt_digits(value, digits)
 
 
 # -- what the benchmark sees itself: Redis reports and a raw watch -------------------------
@@ -758,15 +765,7 @@ async def streams(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
 # -- report ----------------------------------------------------------------------------------
 
 
-def dig(data: Any, path: str) -> Any:
-    for part in path.split("."):
-        if not isinstance(data, dict) or part not in data:
-            return None
-        data = data[part]
-    return data
-
-
-ROWS: list[tuple[str, str, str | None]] = [
+ROWS: list[Row] = [
     ("1. first paint, all rows of the namespace (browser, from navigation start)", "", None),
     ("rows in the DOM (all jobs + holder), median", "s", "paint.summary.rows_in_dom_seconds.p50"),
     ("rows in the DOM, max", "s", "paint.summary.rows_in_dom_seconds.max"),
@@ -888,18 +887,15 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def cell(result: dict[str, Any], path: str) -> str:
+    return special(result, path) if path.startswith("@") else fmt(dig(result, path))
+
+
 def render(result: dict[str, Any]) -> str:
-    lines = [f"{'':<66} {'unit':>6} {'value':>16}", "-" * 90]
-    for label, unit, path in ROWS:
-        if path is None:
-            lines.append(label)
-            continue
-        value = special(result, path) if path.startswith("@") else fmt(dig(result, path))
-        lines.append(f"  {label:<64} {unit:>6} {value:>16}")
-    lines += ["", "targets (printed, never asserted)"]
-    for t in result["targets"]:
-        lines.append(f"  {t['verdict']:<5} {t['text']:<60} {fmt(t['value']):>8} <= "
-                     f"{fmt(t['limit'])}")
+    lines = table(ROWS, {"value": result}, cell, title="", label_width=64, unit_width=6,
+                  gap=" ")
+    lines += ["", *target_lines(((t["verdict"], t["text"], t["value"], "<=", t["limit"])
+                                 for t in result["targets"]), text_width=60, digits=3)]
     return "\n".join(lines)
 
 
@@ -963,10 +959,7 @@ def main() -> int:
     redis = version_of([shutil.which("redis-server") or "redis-server", "--version"])
     chromium_version = version_of([shutil.which("chromium") or "chromium", "--version"])
     result: dict[str, Any] = {
-        "command": shlex.join(sys.orig_argv), "cwd": str(Path.cwd()),
-        "started": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"nproc": os.cpu_count(), "python": sys.version.split()[0],
-                    "kernel": os.uname().release},
+        **run_header(),
         "stack": f"Kubernetes {KUBE_VERSION} testenv + process kubelet (sim pods); "
                  f"Redis {redis}; {chromium_version} headless; console and operator as "
                  f"processes of their own",
@@ -996,21 +989,13 @@ def main() -> int:
             print(f"logs kept in {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
-    result["seconds"] = time.monotonic() - began
-    result["loadavg_end"] = loadavg()
+    close(result, began)
     result["static_files_changed_during_run"] = static_digest() != result["static_files"]
     if result["static_files_changed_during_run"]:
         print("WARNING: the console's static files changed during the run (someone edited "
               "them): the parts measured different UIs", flush=True)
     result["targets"] = targets(result)
-    RESULTS.mkdir(exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    path = RESULTS / f"console-{stamp}.json"
-    path.write_text(json.dumps(result, indent=2, default=str))
-    print(f"\ntotal {result['seconds']:.0f}s; loadavg {result['loadavg_start']} at start, "
-          f"{result['loadavg_end']} at end\n")
-    print(render(result))
-    print(f"\nwrote {path}")
+    print_report(result, render(result), str(write_result(result, "console")))
     return 1 if result["failures"] else 0
 
 

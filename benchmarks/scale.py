@@ -34,7 +34,6 @@ import contextlib
 import json
 import os
 import re
-import shlex
 import shutil
 import signal
 import ssl
@@ -48,7 +47,6 @@ import uuid
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +67,20 @@ from control_plane import (
     version_of,
     wait_until_leading,
 )
+from report import (
+    RESULTS,
+    Row,
+    close,
+    dig,
+    fmt,
+    git_state,
+    loadavg,
+    print_report,
+    run_header,
+    table,
+    target_lines,
+    write_result,
+)
 
 from sync_operator.api.common import SYNCJOBS
 from sync_operator.kube import KubeClient, load_connection
@@ -82,7 +94,6 @@ from testkit.ports import free_port
 from testkit.servers import PostgresServer, RedisServer
 from testkit.syncjobs import install_crds, syncjob
 
-RESULTS = Path(__file__).resolve().parent / "results"
 SIM_IMAGE = "local/sync-sim:dev"
 SHORT_WORK = {"task": "demo", "items": 2, "unitSeconds": 0.05}
 # The jobs that fill every slot in the queued case: one unit a second for an hour.
@@ -223,10 +234,6 @@ def cpu_seconds(pid: int) -> float:
     """utime + stime of a process, from /proc/<pid>/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def loadavg() -> list[float]:
-    return [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
 
 
 @dataclass
@@ -1075,25 +1082,8 @@ def targets(result: dict[str, Any]) -> list[Target]:
     return out
 
 
-def fmt(value: Any, digits: int = 2) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def dig(case: dict[str, Any], path: str) -> Any:
-    value: Any = case
-    for part in path.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return value
-
-
 # (label, unit, path in a drain case); None path starts a section.
-DRAIN_ROWS: list[tuple[str, str, str | None]] = [
+DRAIN_ROWS: list[Row] = [
     ("SyncJobs (queued behind the limits)", "", None),
     ("drain: first create -> last Succeeded", "s", "syncjobs.drain_seconds"),
     ("drain throughput", "jobs/min", "syncjobs.jobs_per_minute"),
@@ -1153,7 +1143,7 @@ DRAIN_ROWS: list[tuple[str, str, str | None]] = [
     ("API reads per job, all components", "x", "ratios.api_reads_per_job"),
 ]
 
-QUEUED_ROWS: list[tuple[str, str, str]] = [
+QUEUED_ROWS: list[Row] = [
     ("jobs created behind full limits / holders", "", "@jobs"),
     ("creates took", "s", "created_in_seconds"),
     ("first create -> all Queued (operator intake)", "s", "create_to_all_queued_seconds"),
@@ -1192,19 +1182,12 @@ def special(case: dict[str, Any], key: str) -> str:
     return "?"
 
 
-def table(rows: list[tuple[str, str, str | None]], cases: dict[str, dict[str, Any]],
-          title: str) -> list[str]:
-    width = 16
-    head = f"{title:<62} {'unit':>8}" + "".join(f"{k:>{width}}" for k in cases)
-    lines = [head, "-" * len(head)]
-    for label, unit, path in rows:
-        if path is None:
-            lines.append(label)
-            continue
-        cells = [special(c, path) if path.startswith("@") else fmt(dig(c, path))
-                 for c in cases.values()]
-        lines.append(f"  {label:<60} {unit:>8}" + "".join(f"{c:>{width}}" for c in cells))
-    return lines
+def cell(case: dict[str, Any], path: str) -> str:
+    return special(case, path) if path.startswith("@") else fmt(dig(case, path))
+
+
+def cases_table(rows: list[Row], cases: dict[str, dict[str, Any]], title: str) -> list[str]:
+    return table(rows, cases, cell, title=title, label_width=60, unit_width=8)
 
 
 def latency_lines(latency: dict[str, Any]) -> list[str]:
@@ -1246,41 +1229,22 @@ def render(result: dict[str, Any]) -> str:
     if result.get("latency"):
         lines += [*latency_lines(result["latency"]), ""]
     if result["drain"]:
-        lines += [*table(DRAIN_ROWS, result["drain"], "drain (N created at once)"),
+        lines += [*cases_table(DRAIN_ROWS, result["drain"], "drain (N created at once)"),
                   *drain_verdicts(result["drain"]), ""]
     if result["queued"]:
-        lines += [*table(list(QUEUED_ROWS), result["queued"], "queued (N waiting)"), ""]
-    lines.append("targets (printed, never asserted)")
-    for target in result["targets"]:
-        op = ">=" if target.higher_is_better else "<="
-        lines.append(f"  {target.verdict:<5} {target.text:<66} {fmt(target.value):>8} "
-                     f"{op} {fmt(target.limit)}")
+        lines += [*cases_table(QUEUED_ROWS, result["queued"], "queued (N waiting)"), ""]
+    lines += target_lines(((t.verdict, t.text, t.value, ">=" if t.higher_is_better else "<=",
+                            t.limit) for t in result["targets"]), text_width=66, digits=2)
     return "\n".join(lines)
 
 
 # -- main ------------------------------------------------------------------------------------
 
 
-def git_state() -> dict[str, Any]:
-    """HEAD and the files changed in the working tree (read-only git calls)."""
-    def git(*argv: str) -> str:
-        try:
-            return subprocess.run(["git", *argv], capture_output=True, text=True,
-                                  timeout=10, cwd=RESULTS.parent.parent).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    return {"head": git("rev-parse", "HEAD"),
-            "changed": git("status", "--short").splitlines()}
-
-
 def header(args: argparse.Namespace) -> dict[str, Any]:
     redis = version_of([shutil.which("redis-server") or "redis-server", "--version"])
     return {
-        "command": shlex.join(sys.orig_argv), "cwd": str(Path.cwd()),
-        "started": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"nproc": os.cpu_count(), "python": sys.version.split()[0],
-                    "kernel": os.uname().release},
+        **run_header(),
         "stack": f"Kubernetes {KUBE_VERSION} testenv + process kubelet (sim pods in-process); "
                  f"Redis {redis}; mirror {'PostgreSQL' if args.mirror else 'off'}",
         "operator": {"global_limit": args.global_limit, "type_limits": args.type_limit,
@@ -1330,16 +1294,6 @@ async def run_all(args: argparse.Namespace, root: Path, pg: PostgresServer | Non
             add_ratios(case)
             result["drain"][size] = case
         print(f"   {name}: {case['seconds']:.0f}s", flush=True)
-
-
-def write_results(result: dict[str, Any]) -> Path:
-    RESULTS.mkdir(exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    path = RESULTS / f"scale-{stamp}.json"
-    text = json.dumps(result, indent=2, default=str)
-    path.write_text(text)
-    (RESULTS / "scale-latest.json").write_text(text)
-    return path
 
 
 def parse_args() -> argparse.Namespace:
@@ -1403,16 +1357,12 @@ def main() -> int:
             print(f"logs kept in {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
-    result["seconds"] = time.monotonic() - began
-    result["loadavg_end"] = loadavg()
+    close(result, began)
     result["targets"] = [{"text": t.text, "value": t.value, "limit": t.limit,
                           "verdict": t.verdict} for t in targets(result)]
-    path = write_results(result)
-    shown = {**result, "targets": targets(result)}
-    print(f"\ntotal {result['seconds']:.0f}s; loadavg {result['loadavg_start']} at start, "
-          f"{result['loadavg_end']} at end\n")
-    print(render(shown))
-    print(f"\nwrote {path} and {RESULTS / 'scale-latest.json'}")
+    path = write_result(result, "scale", latest=True)
+    print_report(result, render({**result, "targets": targets(result)}),
+                 f"{path} and {RESULTS / 'scale-latest.json'}")
     return 1 if result["failures"] else 0
 
 
