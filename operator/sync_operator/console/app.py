@@ -43,7 +43,7 @@ from sync_operator.console.history import (
 from sync_operator.console.identity import TokenReviewer, User
 from sync_operator.console.live import LiveJobs
 from sync_operator.console.logs import logs_router
-from sync_operator.console.new_jobs import NewJob, create, trigger
+from sync_operator.console.new_jobs import NewJob, UnreadableScheduleError, create, trigger
 from sync_operator.console.schedules import ScheduleChange, change, schedules
 from sync_operator.console.settings import ConsoleSettings
 from sync_operator.console.sse import stream
@@ -275,7 +275,10 @@ def create_app(console: Console) -> FastAPI:
                                who: Annotated[Caller, Depends(caller)]) -> dict[str, Any]:
         """Run a schedule's template now (kubectl sync trigger), as the user."""
         async with speaking_for(who) as client:
-            return await trigger(client, namespace, name)
+            try:
+                return await trigger(client, namespace, name)
+            except UnreadableScheduleError as err:
+                raise HTTPException(422, str(err)) from None
 
     @app.post("/api/v1/namespaces/{namespace}/bulk")
     async def bulk(namespace: str, body: ActionRequest,

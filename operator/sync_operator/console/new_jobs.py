@@ -11,11 +11,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sync_operator.api import SYNCJOBS, SYNCSCHEDULES, JobType, SyncSchedule
 from sync_operator.api.requests import job_from_schedule, new_syncjob
 from sync_operator.kube import KubeClient
+
+
+class UnreadableScheduleError(ValueError):
+    """The stored schedule does not parse as this version's SyncSchedule."""
 
 
 class NewJob(BaseModel):
@@ -48,7 +52,12 @@ async def create(client: KubeClient, namespace: str, wanted: NewJob) -> dict[str
 async def trigger(client: KubeClient, namespace: str, schedule_name: str,
                   now: datetime | None = None) -> dict[str, Any]:
     """A one-off SyncJob from the schedule's template, owned by it, created as the user."""
-    schedule = SyncSchedule.model_validate(
-        await client.get(SYNCSCHEDULES, schedule_name, namespace))
+    stored = await client.get(SYNCSCHEDULES, schedule_name, namespace)
+    try:
+        schedule = SyncSchedule.model_validate(stored)
+    except ValidationError as err:  # stored before a schema change: say so, create nothing
+        raise UnreadableScheduleError(f"SyncSchedule {schedule_name} cannot be read: "
+                                      f"{err.errors()[0]['msg']} at "
+                                      f"{'.'.join(map(str, err.errors()[0]['loc']))}") from None
     body = job_from_schedule(schedule, now or datetime.now(UTC))
     return dict(await client.create(SYNCJOBS, body, namespace))
